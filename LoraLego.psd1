@@ -1,0 +1,15 @@
+@{
+    RootModule        = 'artifacts/module/LoraLego.dll'
+    ModuleVersion     = '0.1.0'
+    GUID              = '5b0f7c3e-8f8e-4c7a-9a3e-2d6a4e1c9b71'
+    Author            = 'LoraLego contributors'
+    Description       = 'Take LoRA adapters apart and put them back together: import, inspect, merge (LoRA-LEGO, PEFT methods), mix and export.'
+    PowerShellVersion = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess  = @('artifacts/module/LoraLego.format.ps1xml')
+    CmdletsToExport   = @('Import-Lora', 'Export-Lora')
+    FunctionsToExport = @()
+    AliasesToExport   = @()
+    VariablesToExport = @()
+    PrivateData       = @{ PSData = @{ Tags = @('LoRA', 'PEFT', 'merge', 'TorchSharp'); ProjectUri = '' } }
+}

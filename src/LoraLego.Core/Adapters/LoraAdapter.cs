@@ -1,0 +1,63 @@
+using LoraLego.Core.Formats;
+
+namespace LoraLego.Core.Adapters;
+
+/// <summary>
+/// A LoRA adapter: its modules (lazy A/B factors), the config it came with, and any tensors
+/// that are not LoRA factors (modules_to_save), kept for re-export.
+/// </summary>
+public sealed class LoraAdapter
+{
+    private readonly Dictionary<string, LoraModule> _byKey;
+
+    public LoraAdapter(string name, string? path, string format, AdapterConfig config, IReadOnlyList<LoraModule> modules, IReadOnlyList<LoraTensor>? extraTensors = null)
+    {
+        Name = name;
+        Path = path;
+        Format = format;
+        Config = config;
+        Modules = modules;
+        ExtraTensors = extraTensors ?? [];
+        _byKey = new Dictionary<string, LoraModule>(StringComparer.Ordinal);
+        foreach (var m in modules)
+            if (!_byKey.TryAdd(m.Key, m))
+                throw new LoraException(LoraErrorKind.InvalidData, path ?? name, $"module '{m.Key}' appears twice");
+    }
+
+    public string Name { get; }
+
+    /// <summary>The folder the adapter was read from; null for an adapter computed in memory.</summary>
+    public string? Path { get; }
+
+    public string Format { get; }
+
+    public AdapterConfig Config { get; }
+
+    public string? BaseModel => Config.BaseModel;
+
+    /// <summary>The config's r (modules may differ through rank_pattern).</summary>
+    public int Rank => Config.R;
+
+    public double Alpha => Config.LoraAlpha;
+
+    public bool UseRsLora => Config.UseRsLora;
+
+    public string[] TargetModules => Config.TargetModules;
+
+    public IReadOnlyList<LoraModule> Modules { get; }
+
+    public IReadOnlyList<LoraTensor> ExtraTensors { get; }
+
+    public int ModuleCount => Modules.Count;
+
+    public long ParameterCount => Modules.Sum(m => m.ParameterCount);
+
+    /// <summary>The element type of the factors (the most common one if they are mixed).</summary>
+    public SafetensorsDType DType => Modules.Count == 0
+        ? SafetensorsDType.F32
+        : Modules.SelectMany(m => new[] { m.A.DType, m.B.DType }).GroupBy(d => d).MaxBy(g => g.Count())!.Key;
+
+    public LoraModule? GetModule(string key) => _byKey.GetValueOrDefault(key);
+
+    public override string ToString() => Name;
+}

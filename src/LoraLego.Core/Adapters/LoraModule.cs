@@ -1,0 +1,71 @@
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Adapters;
+
+/// <summary>
+/// One adapted linear layer: A (rank x in) and B (out x rank), whose update is
+/// scaling * B @ A with scaling alpha/rank, or alpha/sqrt(rank) under rsLoRA.
+/// </summary>
+public sealed class LoraModule
+{
+    public LoraModule(string key, int rank, double alpha, bool useRsLora, LoraTensor a, LoraTensor b, bool fanInFanOut = false)
+    {
+        if (a.Shape.Length != 2 || b.Shape.Length != 2)
+            throw new LoraException(LoraErrorKind.ShapeMismatch, key, $"lora_A {a} and lora_B {b} must be matrices");
+        if (a.Shape[0] != b.Shape[1])
+            throw new LoraException(LoraErrorKind.ShapeMismatch, key, $"lora_A {a} and lora_B {b} disagree on the rank ({a.Shape[0]} vs {b.Shape[1]})");
+        if (a.Shape[0] != rank)
+            throw new LoraException(LoraErrorKind.ShapeMismatch, key, $"the config gives rank {rank} but the tensors have rank {a.Shape[0]}");
+        Key = key;
+        Rank = rank;
+        Alpha = alpha;
+        UseRsLora = useRsLora;
+        A = a;
+        B = b;
+        FanInFanOut = fanInFanOut;
+    }
+
+    /// <summary>The module's path in the base model, e.g. model.layers.0.self_attn.q_proj.</summary>
+    public string Key { get; }
+
+    public int Rank { get; }
+
+    public double Alpha { get; }
+
+    public bool UseRsLora { get; }
+
+    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+
+    public long InFeatures => A.Shape[1];
+
+    public long OutFeatures => B.Shape[0];
+
+    public LoraTensor A { get; }
+
+    public LoraTensor B { get; }
+
+    /// <summary>The base layer stores its weight as (in, out); the update is transposed to match it.</summary>
+    public bool FanInFanOut { get; }
+
+    public long ParameterCount => A.ElementCount + B.ElementCount;
+
+    /// <summary>Builds a module with the given scaling expressed as plain-LoRA alpha (alpha = scaling * rank).</summary>
+    public static LoraModule FromFactors(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut = false)
+    {
+        int rank = (int)a.shape[0];
+        return new LoraModule(key, rank, scaling * rank, false,
+            LoraTensor.FromTensor($"{key}.lora_A.weight", a),
+            LoraTensor.FromTensor($"{key}.lora_B.weight", b), fanInFanOut);
+    }
+
+    /// <summary>The effective update scaling * B @ A, float32, shaped (out, in).</summary>
+    public Tensor Delta(Device? device = null)
+    {
+        using var scope = NewDisposeScope();
+        var a = A.LoadFloat32(device);
+        var b = B.LoadFloat32(device);
+        return b.matmul(a).mul_(Scaling).MoveToOuterDisposeScope();
+    }
+
+    public override string ToString() => $"{Key} r{Rank} {OutFeatures}x{InFeatures}";
+}

@@ -1,0 +1,65 @@
+using LoraLego.Core.Formats;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Adapters;
+
+/// <summary>
+/// A handle on one LoRA factor. File-backed handles copy their bytes out of the memory map
+/// only when loaded, so listing or printing adapters never reads weights.
+/// </summary>
+public sealed class LoraTensor
+{
+    private readonly SafetensorsFile? _file;
+    private readonly Tensor? _value;
+
+    private LoraTensor(string name, SafetensorsDType dtype, long[] shape, SafetensorsFile? file, Tensor? value)
+    {
+        Name = name;
+        DType = dtype;
+        Shape = shape;
+        _file = file;
+        _value = value;
+    }
+
+    public string Name { get; }
+
+    public SafetensorsDType DType { get; }
+
+    public long[] Shape { get; }
+
+    /// <summary>The file the bytes come from, or null for a tensor computed in memory.</summary>
+    public string? SourcePath => _file?.Path;
+
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+
+    public static LoraTensor FromFile(SafetensorsFile file, SafetensorsEntry entry) =>
+        new(entry.Name, entry.DType, entry.Shape, file, null);
+
+    /// <summary>Wraps a computed tensor; the handle keeps its own detached CPU copy.</summary>
+    public static LoraTensor FromTensor(string name, Tensor value)
+    {
+        var kept = value.detach().cpu().contiguous().clone();
+        kept.DetachFromDisposeScope();
+        return new LoraTensor(name, SafetensorsDTypes.FromScalarType(kept.dtype), kept.shape, null, kept);
+    }
+
+    /// <summary>A new CPU tensor in the stored dtype; the caller owns it.</summary>
+    public Tensor Load() => _value is not null ? _value.clone() : _file!.ReadTensor(Name);
+
+    /// <summary>A new float32 tensor on <paramref name="device"/> (CPU when null); the caller owns it.</summary>
+    public Tensor LoadFloat32(Device? device = null)
+    {
+        using var raw = Load();
+        return raw.to(ScalarType.Float32, device ?? CPU);
+    }
+
+    /// <summary>The values as float32, row-major, for scripted checks.</summary>
+    public float[] ToArray()
+    {
+        using var t = LoadFloat32();
+        return t.data<float>().ToArray();
+    }
+
+    public override string ToString() => $"{DType}[{string.Join("x", Shape)}]";
+}

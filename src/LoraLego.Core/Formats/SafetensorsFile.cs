@@ -1,0 +1,216 @@
+using System.IO.MemoryMappedFiles;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Formats;
+
+/// <summary>
+/// A safetensors file opened for reading: the header is parsed and validated up front, the
+/// tensor bytes are memory-mapped and only copied out when a tensor is asked for, so opening
+/// fifty adapters costs fifty headers, not fifty files of weights.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    // A header larger than this is not a LoRA or model header but a corrupt length field.
+    private const long MaxHeaderLength = 100L * 1024 * 1024;
+
+    private readonly Dictionary<string, SafetensorsEntry> _entries;
+    private readonly object _mapLock = new();
+    private MemoryMappedFile? _map;
+    private MemoryMappedViewAccessor? _view;
+
+    private SafetensorsFile(string path, long dataStart, long fileLength, Dictionary<string, SafetensorsEntry> entries, IReadOnlyDictionary<string, string> metadata)
+    {
+        Path = path;
+        DataStart = dataStart;
+        FileLength = fileLength;
+        _entries = entries;
+        Metadata = metadata;
+    }
+
+    public string Path { get; }
+
+    /// <summary>Byte offset of the data section (8 + header length).</summary>
+    public long DataStart { get; }
+
+    public long FileLength { get; }
+
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    public IReadOnlyCollection<SafetensorsEntry> Entries => _entries.Values;
+
+    public bool Contains(string name) => _entries.ContainsKey(name);
+
+    public SafetensorsEntry this[string name] =>
+        _entries.TryGetValue(name, out var e) ? e : throw new LoraException(LoraErrorKind.NotFound, Path, $"no tensor named '{name}'");
+
+    public static SafetensorsFile Open(string path)
+    {
+        path = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(path))
+            throw new LoraException(LoraErrorKind.NotFound, path, "file not found");
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = stream.Length;
+        if (length < 8)
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"truncated safetensors file: {length} bytes, less than the 8-byte header length");
+        Span<byte> lenBytes = stackalloc byte[8];
+        stream.ReadExactly(lenBytes);
+        ulong headerLength = BitConverter.ToUInt64(lenBytes);
+        if (headerLength > (ulong)(length - 8))
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"header length {headerLength} is larger than the file ({length} bytes): truncated or not a safetensors file");
+        if ((long)headerLength > MaxHeaderLength)
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"header length {headerLength} exceeds the {MaxHeaderLength}-byte limit");
+        var header = new byte[headerLength];
+        stream.ReadExactly(header);
+        long dataStart = 8 + (long)headerLength;
+        var (entries, metadata) = ParseHeader(path, header, length - dataStart);
+        return new SafetensorsFile(path, dataStart, length, entries, metadata);
+    }
+
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLength)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(header);
+        }
+        catch (JsonException e)
+        {
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"header is not valid JSON ({e.Message})", e);
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new LoraException(LoraErrorKind.InvalidData, path, "header is not a JSON object");
+            var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var prop in doc.RootElement.EnumerateObject())
+            {
+                if (prop.Name == "__metadata__")
+                {
+                    if (prop.Value.ValueKind != JsonValueKind.Object)
+                        throw new LoraException(LoraErrorKind.InvalidData, path, "__metadata__ is not an object");
+                    foreach (var m in prop.Value.EnumerateObject())
+                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                    continue;
+                }
+                entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
+            }
+            CheckNoOverlap(path, entries.Values);
+            return (entries, metadata);
+        }
+    }
+
+    private static SafetensorsEntry ParseEntry(string path, string name, JsonElement e, long dataLength)
+    {
+        string where = $"tensor '{name}'";
+        if (e.ValueKind != JsonValueKind.Object
+            || !e.TryGetProperty("dtype", out var dtypeEl) || dtypeEl.ValueKind != JsonValueKind.String
+            || !e.TryGetProperty("shape", out var shapeEl) || shapeEl.ValueKind != JsonValueKind.Array
+            || !e.TryGetProperty("data_offsets", out var offEl) || offEl.ValueKind != JsonValueKind.Array || offEl.GetArrayLength() != 2)
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"{where} needs dtype, shape and two data_offsets");
+        string dtypeText = dtypeEl.GetString()!;
+        if (!SafetensorsDTypes.TryParse(dtypeText, out var dtype))
+            throw new LoraException(LoraErrorKind.Unsupported, path, $"{where} has unsupported dtype '{dtypeText}' (supported: {string.Join(", ", Enum.GetNames<SafetensorsDType>())})");
+        var shape = new long[shapeEl.GetArrayLength()];
+        int i = 0;
+        foreach (var d in shapeEl.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0)
+                throw new LoraException(LoraErrorKind.InvalidData, path, $"{where} has an invalid shape {shapeEl.GetRawText()}");
+            shape[i++] = v;
+        }
+        long[] off = new long[2];
+        i = 0;
+        foreach (var o in offEl.EnumerateArray())
+        {
+            if (o.ValueKind != JsonValueKind.Number || !o.TryGetInt64(out long v) || v < 0)
+                throw new LoraException(LoraErrorKind.InvalidData, path, $"{where} has invalid data_offsets {offEl.GetRawText()}");
+            off[i++] = v;
+        }
+        if (off[0] > off[1] || off[1] > dataLength)
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"{where} has data_offsets [{off[0]}, {off[1]}] outside the {dataLength}-byte data section");
+        var entry = new SafetensorsEntry(name, dtype, shape, off[0], off[1]);
+        long expected;
+        try
+        {
+            expected = checked(entry.ElementCount * dtype.ElementSize());
+        }
+        catch (OverflowException)
+        {
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"{where} has a shape too large to address");
+        }
+        if (expected != entry.ByteLength)
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"{where}: shape [{string.Join(", ", shape)}] of {dtype} needs {expected} bytes but its data_offsets span {entry.ByteLength}");
+        return entry;
+    }
+
+    private static void CheckNoOverlap(string path, IEnumerable<SafetensorsEntry> entries)
+    {
+        SafetensorsEntry? previous = null;
+        foreach (var e in entries.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin))
+        {
+            if (previous is not null && e.Begin < previous.End)
+                throw new LoraException(LoraErrorKind.InvalidData, path, $"tensors '{previous.Name}' and '{e.Name}' overlap in the data section");
+            previous = e;
+        }
+    }
+
+    /// <summary>Copies one tensor out of the file into a new CPU tensor of its stored dtype.</summary>
+    public Tensor ReadTensor(string name)
+    {
+        var entry = this[name];
+        var tensor = torch.empty(entry.Shape, entry.DType.ToScalarType());
+        if (entry.ByteLength == 0)
+            return tensor;
+        var view = EnsureMapped();
+        unsafe
+        {
+            byte* basePtr = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+            try
+            {
+                byte* src = basePtr + view.PointerOffset + DataStart + entry.Begin;
+                TensorBytes.CopyInto(tensor, src, entry.ByteLength);
+            }
+            finally
+            {
+                view.SafeMemoryMappedViewHandle.ReleasePointer();
+            }
+        }
+        return tensor;
+    }
+
+    private MemoryMappedViewAccessor EnsureMapped()
+    {
+        lock (_mapLock)
+        {
+            ObjectDisposedException.ThrowIf(_view is null && _map is not null, this);
+            if (_view is not null)
+                return _view;
+            try
+            {
+                _map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+                _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            }
+            catch (IOException e)
+            {
+                throw new LoraException(LoraErrorKind.NotFound, Path, $"cannot map the file ({e.Message})", e);
+            }
+            if (_view.Capacity < FileLength)
+                throw new LoraException(LoraErrorKind.InvalidData, Path, "the file shrank after it was opened");
+            return _view;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_mapLock)
+        {
+            _view?.Dispose();
+            _map?.Dispose();
+            _view = null;
+        }
+    }
+}

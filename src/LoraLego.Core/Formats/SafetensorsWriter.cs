@@ -1,0 +1,77 @@
+using System.Text;
+using System.Text.Json;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Formats;
+
+/// <summary>A tensor to be written: its bytes are produced only when the writer reaches it.</summary>
+public sealed record SafetensorsWriteItem(string Name, SafetensorsDType DType, long[] Shape, Func<Tensor> Produce);
+
+/// <summary>
+/// Streams tensors into a safetensors file. The header is computed from names, dtypes and
+/// shapes alone, so each tensor is produced, written and released in turn: peak memory is one
+/// tensor, whatever the file's size.
+/// </summary>
+public static class SafetensorsWriter
+{
+    public static void Write(Stream stream, IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = BuildHeader(items, metadata);
+        stream.Write(BitConverter.GetBytes((ulong)header.Length));
+        stream.Write(header);
+        foreach (var item in items)
+        {
+            using var produced = item.Produce();
+            if (!produced.shape.SequenceEqual(item.Shape))
+                throw new LoraException(LoraErrorKind.ShapeMismatch, item.Name, $"produced shape [{string.Join(", ", produced.shape)}] but the header says [{string.Join(", ", item.Shape)}]");
+            using var typed = produced.to_type(item.DType.ToScalarType());
+            TensorBytes.WriteTo(typed, stream);
+        }
+    }
+
+    /// <summary>Writes the file through a temporary file renamed into place.</summary>
+    public static void Write(string path, IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata = null) =>
+        AtomicFile.Write(path, stream => Write(stream, items, metadata));
+
+    private static byte[] BuildHeader(IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                json.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata)
+                    json.WriteString(k, v);
+                json.WriteEndObject();
+            }
+            long offset = 0;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var item in items)
+            {
+                if (!seen.Add(item.Name))
+                    throw new LoraException(LoraErrorKind.InvalidArgument, item.Name, "tensor name written twice");
+                long bytes = item.Shape.Aggregate(1L, (a, b) => a * b) * item.DType.ElementSize();
+                json.WriteStartObject(item.Name);
+                json.WriteString("dtype", item.DType.ToString());
+                json.WriteStartArray("shape");
+                foreach (var d in item.Shape)
+                    json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(offset);
+                json.WriteNumberValue(offset + bytes);
+                json.WriteEndArray();
+                json.WriteEndObject();
+                offset += bytes;
+            }
+            json.WriteEndObject();
+        }
+        // The data section starts 8-aligned, as the reference implementation pads with spaces.
+        int pad = (int)((8 - buffer.Length % 8) % 8);
+        for (int i = 0; i < pad; i++)
+            buffer.WriteByte((byte)' ');
+        return buffer.ToArray();
+    }
+}

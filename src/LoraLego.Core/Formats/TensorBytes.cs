@@ -1,0 +1,51 @@
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Formats;
+
+/// <summary>
+/// Raw byte access to contiguous CPU tensors. TorchSharp exposes a tensor's storage as a
+/// Span, which caps at 2 GiB; large tensors (a 70B model's embeddings) go through in slices
+/// along the first dimension, which stay contiguous.
+/// </summary>
+internal static class TensorBytes
+{
+    private const long MaxSpan = int.MaxValue / 2;
+
+    public static unsafe void CopyInto(Tensor tensor, byte* source, long byteLength)
+    {
+        if (byteLength <= MaxSpan || tensor.dim() == 0)
+        {
+            new ReadOnlySpan<byte>(source, checked((int)byteLength)).CopyTo(tensor.bytes);
+            return;
+        }
+        long rows = tensor.shape[0];
+        long rowBytes = byteLength / rows;
+        long rowsPerChunk = Math.Max(1, MaxSpan / rowBytes);
+        for (long r = 0; r < rows; r += rowsPerChunk)
+        {
+            long n = Math.Min(rowsPerChunk, rows - r);
+            using var slice = tensor.narrow(0, r, n);
+            CopyInto(slice, source + r * rowBytes, n * rowBytes);
+        }
+    }
+
+    /// <summary>Writes a tensor's bytes (made contiguous on the CPU) to a stream.</summary>
+    public static void WriteTo(Tensor tensor, Stream stream)
+    {
+        using var cpu = tensor.device_type == TorchSharp.DeviceType.CPU ? tensor.alias() : tensor.cpu();
+        using var contiguous = cpu.contiguous();
+        long byteLength = contiguous.numel() * contiguous.element_size();
+        if (byteLength <= MaxSpan || contiguous.dim() == 0)
+        {
+            stream.Write(contiguous.bytes);
+            return;
+        }
+        long rows = contiguous.shape[0];
+        long rowsPerChunk = Math.Max(1, MaxSpan / (byteLength / rows));
+        for (long r = 0; r < rows; r += rowsPerChunk)
+        {
+            using var slice = contiguous.narrow(0, r, Math.Min(rowsPerChunk, rows - r));
+            WriteTo(slice, stream);
+        }
+    }
+}
