@@ -57,6 +57,16 @@ public sealed class LoraAdapter
         ? SafetensorsDType.F32
         : Modules.SelectMany(m => new[] { m.A.DType, m.B.DType }).GroupBy(d => d).MaxBy(g => g.Count())!.Key;
 
+    /// <summary>
+    /// An adapter computed in memory (a merge, a join): its config is <paramref name="template"/>'s
+    /// (unknown fields kept, e.g. base_model_name_or_path, task_type) rewritten to describe the modules.
+    /// </summary>
+    public static LoraAdapter Create(string name, AdapterConfig template, IReadOnlyList<LoraModule> modules)
+    {
+        var json = AdapterConfigDescription.Describe(template.Json, modules, useRsLora: false);
+        return new LoraAdapter(name, null, "PEFT", new AdapterConfig(json), modules);
+    }
+
     public LoraModule? GetModule(string key) => _byKey.GetValueOrDefault(key);
 
     public override string ToString() => Name;

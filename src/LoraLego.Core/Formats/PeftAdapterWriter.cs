@@ -51,48 +51,13 @@ public static class PeftAdapterWriter
         return items;
     }
 
-    /// <summary>
-    /// The config to write: the adapter's own when it still describes every module exactly,
-    /// otherwise one with r and lora_alpha from the most common module and patterns for the rest.
-    /// </summary>
+    /// <summary>The adapter's own config when it still describes every module exactly, else a description of them.</summary>
     public static JsonObject BuildConfig(LoraAdapter adapter)
     {
+        if (!AdapterConfigDescription.Describes(adapter.Config, adapter.Modules))
+            return AdapterConfigDescription.Describe(adapter.Config.Json, adapter.Modules, adapter.Config.UseRsLora);
         var config = (JsonObject)adapter.Config.Json.DeepClone();
         config["peft_type"] = "LORA";
-        bool rs = adapter.Config.UseRsLora;
-        var wanted = adapter.Modules
-            .Select(m => (m.Key, m.Rank, Alpha: rs ? m.Scaling * Math.Sqrt(m.Rank) : m.Scaling * m.Rank))
-            .ToList();
-        if (wanted.Count == 0)
-            return config;
-        bool described = wanted.All(w => adapter.Config.RankFor(w.Key) == w.Rank && Close(adapter.Config.AlphaFor(w.Key), w.Alpha));
-        if (!described)
-        {
-            int r = wanted.GroupBy(w => w.Rank).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
-            double alpha = wanted.Where(w => w.Rank == r).GroupBy(w => Math.Round(w.Alpha, 9)).OrderByDescending(g => g.Count()).First().First().Alpha;
-            var rankPattern = new JsonObject();
-            var alphaPattern = new JsonObject();
-            foreach (var w in wanted)
-            {
-                if (w.Rank != r)
-                    rankPattern[w.Key] = w.Rank;
-                if (!Close(w.Alpha, alpha))
-                    alphaPattern[w.Key] = Number(w.Alpha);
-            }
-            config["r"] = r;
-            config["lora_alpha"] = Number(alpha);
-            config["use_rslora"] = rs;
-            config["rank_pattern"] = rankPattern;
-            config["alpha_pattern"] = alphaPattern;
-        }
-        var suffixes = adapter.Modules.Select(m => m.Key[(m.Key.LastIndexOf('.') + 1)..]).Distinct().Order(StringComparer.Ordinal).ToArray();
-        if (!suffixes.All(s => adapter.TargetModules.Contains(s)))
-            config["target_modules"] = new JsonArray(suffixes.Select(s => (JsonNode)s).ToArray());
         return config;
     }
-
-    private static bool Close(double x, double y) => Math.Abs(x - y) <= 1e-9 * Math.Max(1, Math.Abs(y));
-
-    private static JsonNode Number(double v) =>
-        Math.Abs(v - Math.Round(v)) < 1e-9 && Math.Abs(v) < int.MaxValue ? JsonValue.Create((int)Math.Round(v)) : JsonValue.Create(v);
 }
