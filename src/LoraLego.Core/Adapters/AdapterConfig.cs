@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -108,8 +109,10 @@ public sealed class AdapterConfig
 
     private static double? ReadDouble(JsonObject json, string name) => ReadNumber(json[name]);
 
+    // Parsed from the JSON text because a value built in memory holds an int or a double, and
+    // GetValue<double> refuses an int.
     private static double? ReadNumber(JsonNode? node) =>
-        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture) : null;
 
     private static IReadOnlyList<KeyValuePair<string, double>> ReadPattern(JsonObject json, string name, Func<JsonNode?, double> read) =>
         json[name] is JsonObject obj ? obj.Select(p => KeyValuePair.Create(p.Key, read(p.Value))).ToList() : [];

@@ -1,0 +1,49 @@
+using System.Management.Automation;
+using LoraLego.Core;
+using LoraLego.Core.Adapters;
+using LoraLego.Core.Formats;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsData.Export, "Lora", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(LoraAdapter))]
+public sealed class ExportLoraCommand : LoraCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public LoraAdapter Adapter { get; set; } = null!;
+
+    /// <summary>The adapter folder to write (created if missing).</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    [Parameter]
+    public ExportDType DType { get; set; } = ExportDType.Keep;
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        Guard(folder, () =>
+        {
+            if (File.Exists(folder))
+                throw new LoraException(LoraErrorKind.AlreadyExists, folder, "is a file; give a folder to write the adapter into");
+            bool hasAdapter = File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ModelFileName))
+                || File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ConfigFileName));
+            if (hasAdapter && !Force)
+                throw new LoraException(LoraErrorKind.AlreadyExists, folder, "already holds an adapter; use -Force to replace it");
+            if (!ShouldProcess(folder, $"Export LoRA adapter '{Adapter.Name}' ({Adapter.ModuleCount} modules, {DType})"))
+                return;
+            WriteVerbose($"Writing {Adapter.Name} to {folder} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");
+            PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors());
+            if (PassThru)
+                WriteObject(PeftAdapterReader.Read(folder, Adapter.Name));
+        });
+    }
+}

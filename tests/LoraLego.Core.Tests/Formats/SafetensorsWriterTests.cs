@@ -1,0 +1,68 @@
+using LoraLego.Core.Formats;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Tests.Formats;
+
+public class SafetensorsWriterTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("loralego-st-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Theory]
+    [InlineData(SafetensorsDType.F32)]
+    [InlineData(SafetensorsDType.F16)]
+    [InlineData(SafetensorsDType.BF16)]
+    [InlineData(SafetensorsDType.F64)]
+    public void Written_tensors_read_back_equal(SafetensorsDType dtype)
+    {
+        var x = torch.randn(5, 3, generator: torch.manual_seed(1)).to(dtype.ToScalarType());
+        var y = torch.arange(7, dtype: ScalarType.Int64);
+        string path = Path.Combine(_dir, "t.safetensors");
+        SafetensorsWriter.Write(path, [
+            new SafetensorsWriteItem("x", dtype, [5, 3], () => x.clone()),
+            new SafetensorsWriteItem("y", SafetensorsDType.I64, [7], () => y.clone()),
+        ], new Dictionary<string, string> { ["format"] = "pt" });
+        using var file = SafetensorsFile.Open(path);
+        Assert.Equal("pt", file.Metadata["format"]);
+        Assert.Equal(0, file.DataStart % 8);
+        using var xr = file.ReadTensor("x");
+        using var yr = file.ReadTensor("y");
+        Assert.Equal(dtype.ToScalarType(), xr.dtype);
+        Assert.True(xr.equal(x).all().item<bool>());
+        Assert.True(yr.equal(y).all().item<bool>());
+    }
+
+    [Fact]
+    public void A_failing_producer_leaves_neither_the_file_nor_a_temporary()
+    {
+        string path = Path.Combine(_dir, "broken.safetensors");
+        Assert.Throws<InvalidOperationException>(() => SafetensorsWriter.Write(path, [
+            new SafetensorsWriteItem("x", SafetensorsDType.F32, [2], () => torch.ones(2)),
+            new SafetensorsWriteItem("y", SafetensorsDType.F32, [2], () => throw new InvalidOperationException("interrupted")),
+        ]));
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
+    [Fact]
+    public void A_produced_shape_that_disagrees_with_the_header_is_refused()
+    {
+        string path = Path.Combine(_dir, "shape.safetensors");
+        var e = Assert.Throws<LoraException>(() => SafetensorsWriter.Write(path, [
+            new SafetensorsWriteItem("x", SafetensorsDType.F32, [2, 2], () => torch.ones(3)),
+        ]));
+        Assert.Equal(LoraErrorKind.ShapeMismatch, e.Kind);
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
+    public void Zero_element_tensors_round_trip()
+    {
+        string path = Path.Combine(_dir, "empty.safetensors");
+        SafetensorsWriter.Write(path, [new SafetensorsWriteItem("e", SafetensorsDType.F32, [0, 4], () => torch.zeros(0, 4))]);
+        using var file = SafetensorsFile.Open(path);
+        using var e = file.ReadTensor("e");
+        Assert.Equal(new long[] { 0, 4 }, e.shape);
+    }
+}

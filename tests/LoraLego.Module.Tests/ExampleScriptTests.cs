@@ -1,0 +1,25 @@
+using LoraLego.Module.Tests.Hosting;
+
+namespace LoraLego.Module.Tests;
+
+[Collection(SessionCollection.Name)]
+public class ExampleScriptTests(PowerShellSession ps)
+{
+    [Fact]
+    public void Inspect_and_export_runs_on_the_bundled_adapters()
+    {
+        string output = Path.Combine(ps.Scratch, "example-out");
+        var result = ps.Run("& ([IO.Path]::Combine($RepoRoot, 'examples', 'inspect-and-export.ps1')) -OutDir $o", new Dictionary<string, object?> { ["o"] = output });
+        result.AssertNoErrors();
+        Assert.Contains(result.Output, o => o.ToString() == "d: scaling 8 (r 16, alpha 32, rsLoRA True)");
+        Assert.True(File.Exists(Path.Combine(output, "a-bf16", "adapter_model.safetensors")));
+        Assert.Equal("BF16", result.Output[^1].Properties["DType"].Value.ToString());
+    }
+
+    [Fact]
+    public void TorchSharp_loads_from_the_module_folder()
+    {
+        var location = ps.Run("[TorchSharp.torch].Assembly.Location").Output.Single().ToString();
+        Assert.Equal(Path.Combine(Paths.Root, "artifacts", "module", "TorchSharp.dll"), location);
+    }
+}
