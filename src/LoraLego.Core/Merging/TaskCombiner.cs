@@ -12,8 +12,6 @@ internal sealed class TaskCombiner(Trimming trimming, double density, MajoritySi
     public static TaskCombiner For(MergeRecipe recipe, MergeOptions options) =>
         new(recipe.Trimming, options.Density ?? 1, recipe.ElectsSign ? options.MajoritySign ?? MajoritySign.Total : null);
 
-    public static TaskCombiner WeightedSum { get; } = new(Trimming.None, 1, null);
-
     public bool IsWeightedSum => trimming == Trimming.None && election is null;
 
     /// <param name="tasks">Same-shaped tensors, one per adapter.</param>

@@ -24,6 +24,20 @@ public class PeftParityTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData("svd_abc")]
+    [InlineData("svd_ad")]
+    [InlineData("svd_da")]
+    public void The_dense_svd_path_matches_peft_too(string name)
+    {
+        var call = MergeFixtures.Get(name);
+        var options = call.Options();
+        var merged = StandardMerge.Merge(call.Inputs(), call.Method, new MergeOptions { Rank = options.Rank, DenseSvd = true });
+        double worst = MergeFixtures.WorstError(merged, MergeFixtures.IntendedDeltas(name));
+        output.WriteLine($"{name} (dense path): worst relative Frobenius error {worst:E2}");
+        Assert.True(worst < 1e-5, $"{name}: worst relative error {worst}");
+    }
+
+    [Theory]
     [InlineData("cat_da")]
     [InlineData("svd_da")]
     public void An_rslora_first_input_does_not_overscale_the_result(string name)
