@@ -32,11 +32,14 @@ public sealed class MergeOptions
     /// </summary>
     public double? Clamp { get; init; }
 
-    /// <summary>Seeds the DARE methods' random drops: the same seed gives the same result. Null: a fresh seed, reported through <see cref="Verbose"/>.</summary>
+    /// <summary>
+    /// Seeds the DARE methods' random drops: the same seed on the same kind of device gives the same result (CPU and
+    /// CUDA generators draw different streams). Null: a fresh seed, reported through <see cref="Verbose"/>.
+    /// </summary>
     public long? Seed { get; init; }
 
-    /// <summary>Where the tensor math runs.</summary>
-    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+    /// <summary>Where the tensor math runs; Auto uses CUDA when TorchSharp sees it, else the CPU.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
 
     /// <summary>
     /// Make plain Svd form the dense out x in sum before its SVD, as PEFT does, instead of working from the stacked factors.
