@@ -1,0 +1,86 @@
+using LoraLego.Core.Adapters;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>One adapter's factors for the module being merged, loaded as float32 on the compute device.</summary>
+internal sealed record ModuleMember(string AdapterName, double Weight, double Scaling, Tensor A, Tensor B)
+{
+    public long Rank => A.shape[0];
+
+    /// <summary>The effective update scaling * B @ A, what PEFT's get_delta_weight returns.</summary>
+    public Tensor Delta() => B.matmul(A).mul_(Scaling);
+}
+
+/// <summary>
+/// The inputs of one module's merge: only the adapters that have the module, in input order. Loaded one module at a
+/// time so a merge never holds more than one module of every adapter.
+/// </summary>
+internal sealed class ModuleInputs : IDisposable
+{
+    private ModuleInputs(string key, IReadOnlyList<ModuleMember> members, bool fanInFanOut)
+    {
+        Key = key;
+        Members = members;
+        FanInFanOut = fanInFanOut;
+    }
+
+    public string Key { get; }
+
+    public IReadOnlyList<ModuleMember> Members { get; }
+
+    public bool FanInFanOut { get; }
+
+    public bool EqualRanks => Members.All(m => m.Rank == Members[0].Rank);
+
+    public IReadOnlyList<Tensor> As => Members.Select(m => m.A).ToList();
+
+    public IReadOnlyList<Tensor> Bs => Members.Select(m => m.B).ToList();
+
+    public static ModuleInputs Load(string key, IReadOnlyList<MergeInput> inputs, Device device)
+    {
+        var members = new List<ModuleMember>();
+        bool fanInFanOut = false;
+        foreach (var input in inputs)
+        {
+            if (input.Adapter.GetModule(key) is not { } module)
+                continue;
+            if (members.Count == 0)
+                fanInFanOut = module.FanInFanOut;
+            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, module.Scaling, module.A.LoadFloat32(device), module.B.LoadFloat32(device)));
+        }
+        return new ModuleInputs(key, members, fanInFanOut);
+    }
+
+    /// <summary>
+    /// Refuses, before any tensor is read, a module whose adapters disagree on its shape: the headers give the
+    /// shapes, so a merge fails at once rather than after hours of work.
+    /// </summary>
+    public static void CheckShapes(string key, IReadOnlyList<MergeInput> inputs)
+    {
+        LoraModule? first = null;
+        string? firstName = null;
+        foreach (var input in inputs)
+        {
+            if (input.Adapter.GetModule(key) is not { } module)
+                continue;
+            if (first is null)
+            {
+                (first, firstName) = (module, input.Adapter.Name);
+                continue;
+            }
+            if (module.InFeatures != first.InFeatures || module.OutFeatures != first.OutFeatures)
+                throw new LoraException(LoraErrorKind.ShapeMismatch, key,
+                    $"adapter '{firstName}' adapts it as {first.OutFeatures}x{first.InFeatures} but '{input.Adapter.Name}' as {module.OutFeatures}x{module.InFeatures}; these adapters were trained on different base models");
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in Members)
+        {
+            m.A.Dispose();
+            m.B.Dispose();
+        }
+    }
+}

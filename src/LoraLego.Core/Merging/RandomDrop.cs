@@ -1,0 +1,32 @@
+using System.Text;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>DARE's drop step: keep each entry with probability density and divide the survivors by density.</summary>
+internal static class RandomDrop
+{
+    /// <summary>The rescale keeps the expected value of every entry unchanged; density 1 keeps everything.</summary>
+    public static Tensor Apply(Tensor task, double density, Generator random)
+    {
+        if (density >= 1)
+            return task.clone();
+        using var scope = NewDisposeScope();
+        var keep = full_like(task, density).bernoulli(random);
+        return task.mul(keep).div_(density).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A generator for one module, seeded from the merge's seed and the module's key, so a module's drops do not
+    /// depend on which other modules the adapters have or in what order they are merged.
+    /// </summary>
+    public static Generator ForModule(long seed, string moduleKey, Device device)
+    {
+        // FNV-1a: string.GetHashCode is randomised per process and would break reproducibility.
+        ulong hash = 14695981039346656037UL;
+        foreach (byte b in Encoding.UTF8.GetBytes(moduleKey))
+            hash = (hash ^ b) * 1099511628211UL;
+        ulong mixed = hash ^ ((ulong)seed * 0x9E3779B97F4A7C15UL);
+        return new Generator(mixed & long.MaxValue, device);
+    }
+}

@@ -1,0 +1,139 @@
+using LoraLego.Core.Adapters;
+using LoraLego.Core.Compute;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>
+/// The merges of Hugging Face PEFT's add_weighted_adapter, computed module by module with PEFT's arithmetic, and
+/// the merged adapter described so that it loads in PEFT with the intended update.
+/// </summary>
+public static class StandardMerge
+{
+    /// <summary>
+    /// Merges <paramref name="inputs"/> (weights in input order) with PEFT's <paramref name="method"/>; the result's
+    /// updates are PEFT's, at scaling 1 whatever the first adapter's config (PEFT's merge copies use_rslora from the
+    /// first input and so scales its result by sqrt(r) when that input is rsLoRA; LoraLego does not).
+    /// A module missing from some adapters is merged from those that have it, as in PEFT. Going beyond PEFT:
+    /// Ties, DareLinear, DareTies and MagnitudePrune over modules of different ranks run their _svd form instead of
+    /// failing, and plain Svd never forms the dense out x in matrix. A single input is merged linearly, as PEFT does.
+    /// </summary>
+    /// <exception cref="LoraException">
+    /// InvalidArgument for an option the method does not take or lacks (Density), Linear over different ranks, or a
+    /// negative weight in a factor-wise method; ShapeMismatch when adapters adapt a module with different shapes.
+    /// </exception>
+    /// <exception cref="OperationCanceledException">When <see cref="MergeOptions.CancellationToken"/> is cancelled.</exception>
+    public static LoraAdapter Merge(IReadOnlyList<MergeInput> inputs, MergeMethod method, MergeOptions? options = null)
+    {
+        options ??= new MergeOptions();
+        var log = options.Verbose;
+        Validate(inputs, method, options);
+        if (inputs.Count == 1 && method != MergeMethod.Linear)
+        {
+            log?.Invoke($"one adapter: PEFT merges a single adapter linearly whatever the combination type, so '{method.PeftName()}' runs as 'linear'");
+            method = MergeMethod.Linear;
+        }
+        var recipe = method.Recipe();
+        var keys = inputs.SelectMany(i => i.Adapter.Modules.Select(m => m.Key)).Distinct(StringComparer.Ordinal).ToList();
+        foreach (var key in keys)
+        {
+            ModuleInputs.CheckShapes(key, inputs);
+            if (method == MergeMethod.Linear)
+                RequireEqualRanks(key, inputs);
+        }
+
+        int rank = options.Rank ?? inputs.Max(i => i.Adapter.Rank);
+        long seed = options.Seed ?? Random.Shared.NextInt64();
+        if (recipe.Trimming == Trimming.RandomDrop && options.Seed is null)
+            log?.Invoke($"DARE seed {seed} (pass it as the seed to reproduce this merge)");
+        var device = DeviceSelector.Resolve(options.Device, log);
+        var combiner = TaskCombiner.For(recipe, options);
+        log?.Invoke(Describe(method, recipe, combiner, options, rank));
+
+        var merged = new List<LoraModule>(keys.Count);
+        for (int i = 0; i < keys.Count; i++)
+        {
+            options.CancellationToken.ThrowIfCancellationRequested();
+            string key = keys[i];
+            options.Progress?.Invoke(new MergeProgress(i, keys.Count, key));
+            using var scope = NewDisposeScope();
+            using var module = ModuleInputs.Load(key, inputs, device);
+            if (module.Members.Count < inputs.Count)
+                log?.Invoke($"{key}: only in {string.Join(", ", module.Members.Select(m => m.AdapterName))}; merged from those");
+            using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key, device) : null;
+            var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
+            merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut));
+        }
+        return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged);
+    }
+
+    private static MergedFactors MergeModule(ModuleInputs module, MergeMethod method, MergeRecipe recipe, TaskCombiner combiner,
+        Generator? random, int rank, double? clamp, bool denseSvd, Action<string>? log)
+    {
+        switch (recipe.Form)
+        {
+            case MergeForm.Concatenate:
+                return CatMerge.Merge(module);
+            case MergeForm.Factorwise when module.EqualRanks:
+                return FactorwiseMerge.Merge(module, combiner, random);
+            case MergeForm.Factorwise:
+                // A's of different ranks cannot be trimmed and combined entry by entry, but the dense updates can.
+                log?.Invoke($"{module.Key}: ranks differ ({string.Join(", ", module.Members.Select(m => $"{m.AdapterName} r{m.Rank}"))}); " +
+                    $"'{method.PeftName()}' ran on the dense updates as '{method.DenseCounterpart().PeftName()}', cut back to rank {rank}");
+                return SvdMerge.Dense(module, combiner, random, rank, clamp);
+            case MergeForm.DenseSvd when combiner.IsWeightedSum && !denseSvd:
+                return SvdMerge.Factored(module, rank, clamp);
+            default:
+                return SvdMerge.Dense(module, combiner, random, rank, clamp);
+        }
+    }
+
+    private static string Describe(MergeMethod method, MergeRecipe recipe, TaskCombiner combiner, MergeOptions options, int rank) => recipe.Form switch
+    {
+        MergeForm.Concatenate => "cat: A's and B's stacked along the rank",
+        MergeForm.Factorwise => $"{method.PeftName()}: on the A's and the B's separately (PEFT's form; cross terms between adapters are part of the result)",
+        _ when combiner.IsWeightedSum && !options.DenseSvd => $"{method.PeftName()}: truncated SVD to rank {rank} from the stacked factors (no dense matrix)",
+        _ => $"{method.PeftName()}: on the dense updates, truncated SVD to rank {rank}",
+    };
+
+    private static void Validate(IReadOnlyList<MergeInput> inputs, MergeMethod method, MergeOptions options)
+    {
+        if (inputs.Count == 0)
+            throw Invalid("a merge needs at least one adapter");
+        foreach (var input in inputs.Where(i => !double.IsFinite(i.Weight)))
+            throw Invalid($"the weight of '{input.Adapter.Name}' is {input.Weight}; weights must be finite numbers");
+        var recipe = method.Recipe();
+        string name = method.PeftName();
+        if (recipe.Form == MergeForm.Factorwise && inputs.FirstOrDefault(i => i.Weight < 0) is { } negative)
+            throw Invalid($"'{name}' scales each adapter's A and B by sqrt(weight * scaling), which a negative weight ('{negative.Adapter.Name}': {negative.Weight}) does not have; use cat or an svd method to subtract an adapter");
+        if (recipe.NeedsDensity && options.Density is not { } density)
+            throw Invalid($"'{name}' needs a density (the fraction of entries kept)");
+        if (!recipe.NeedsDensity && options.Density is not null)
+            throw Invalid($"'{name}' does not trim entries; density applies to ties, dare and magnitude_prune methods");
+        if (options.Density is { } d && !(d > 0 && d <= 1))
+            throw Invalid($"density {d} is outside (0, 1]");
+        if (options.MajoritySign is not null && !recipe.ElectsSign)
+            throw Invalid($"'{name}' elects no signs; the majority sign method applies to ties and dare_ties methods");
+        if (options.Seed is not null && recipe.Trimming != Trimming.RandomDrop)
+            throw Invalid($"'{name}' draws nothing at random; a seed applies to dare methods");
+        bool truncates = recipe.Form != MergeForm.Concatenate && method != MergeMethod.Linear;
+        if (!truncates && options.Rank is not null)
+            throw Invalid($"'{name}' does not truncate; a rank applies to svd methods (and to the dense form of ties, dare and magnitude_prune over mixed ranks)");
+        if (!truncates && options.Clamp is not null)
+            throw Invalid($"'{name}' does not truncate; a clamp applies to svd methods");
+        if (options.Rank is { } r && r < 1)
+            throw Invalid($"rank {r} must be at least 1");
+        if (options.Clamp is { } c && !(c > 0 && c <= 1))
+            throw Invalid($"clamp {c} is a quantile and must lie in (0, 1]");
+    }
+
+    private static void RequireEqualRanks(string key, IReadOnlyList<MergeInput> inputs)
+    {
+        var ranks = inputs.Select(i => (i.Adapter.Name, Module: i.Adapter.GetModule(key))).Where(p => p.Module is not null).ToList();
+        if (ranks.Any(p => p.Module!.Rank != ranks[0].Module!.Rank))
+            throw new LoraException(LoraErrorKind.InvalidArgument, key,
+                $"'linear' sums the A's and the B's, which needs equal ranks, but the ranks are {string.Join(", ", ranks.Select(p => $"{p.Name} r{p.Module!.Rank}"))}; use cat (exact) or svd (truncated)");
+    }
+
+    private static LoraException Invalid(string message) => new(LoraErrorKind.InvalidArgument, null, message);
+}

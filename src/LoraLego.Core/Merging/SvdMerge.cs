@@ -1,0 +1,36 @@
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>
+/// PEFT's _svd forms: combine the effective updates dW_i (scaling included) with the weights weight_i, then keep the
+/// best rank-k approximation of the result.
+/// </summary>
+internal static class SvdMerge
+{
+    /// <summary>
+    /// Forms each dense update, so that trimming and sign election can act on its entries; a plain weighted sum
+    /// goes through <see cref="Factored"/> instead unless the caller asks for the dense path.
+    /// </summary>
+    public static MergedFactors Dense(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp)
+    {
+        using var scope = NewDisposeScope();
+        var deltas = inputs.Members.Select(m => m.Delta()).ToList();
+        var combined = combiner.Combine(deltas, CombinationWeights(inputs), random);
+        var factors = TruncatedSvd.OfDense(combined, rank, clamp);
+        return new MergedFactors(factors.A.MoveToOuterDisposeScope(), factors.B.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The weighted sum of the updates, truncated, computed from the stacked factors alone.</summary>
+    public static MergedFactors Factored(ModuleInputs inputs, int rank, double? clamp)
+    {
+        using var scope = NewDisposeScope();
+        var weights = CombinationWeights(inputs);
+        var stackedB = cat(inputs.Members.Select((m, i) => m.B.mul(weights[i] * m.Scaling)).ToList(), 1);
+        var stackedA = cat(inputs.As.ToList(), 0);
+        var factors = FactoredSvd.Of(stackedB, stackedA, rank, clamp);
+        return new MergedFactors(factors.A.MoveToOuterDisposeScope(), factors.B.MoveToOuterDisposeScope());
+    }
+
+    private static double[] CombinationWeights(ModuleInputs inputs) => inputs.Members.Select(m => m.Weight).ToArray();
+}
