@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -12,7 +13,8 @@ internal static class ConfigJson
     public static double? Number(JsonObject? json, string name, string path) => json?[name] switch
     {
         null => null,
-        JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<double>(),
+        // Parsed from text, not GetValue<double>, which fails on a value built from an int in code.
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number => double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture),
         var other => throw WrongKind(path, name, "a number", other),
     };
 
