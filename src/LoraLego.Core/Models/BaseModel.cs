@@ -62,6 +62,9 @@ public sealed class BaseModel : IDisposable
     /// <summary>Weight elements in the model's files.</summary>
     public long ParameterCount => _weights.ParameterCount;
 
+    /// <summary>Weight elements read from the files so far: weights load on first use.</summary>
+    public long LoadedParameterCount => _weights.LoadedParameterCount;
+
     /// <summary>Every linear layer adapters can target, in model order, lm_head last: the seam for per-layer contributions.</summary>
     public IReadOnlyList<AdaptedLinear> LinearLayers { get; }
 

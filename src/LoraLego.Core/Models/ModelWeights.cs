@@ -18,6 +18,7 @@ internal sealed class ModelWeights : IDisposable
     private readonly Dictionary<string, SafetensorsFile> _fileByTensor;
     private readonly List<SafetensorsFile> _files;
     private readonly string _folder;
+    private readonly List<LazyWeight> _handles = [];
 
     private ModelWeights(string folder, List<SafetensorsFile> files, Dictionary<string, SafetensorsFile> fileByTensor, ScalarType dtype, Device device)
     {
@@ -95,8 +96,6 @@ internal sealed class ModelWeights : IDisposable
         return full;
     }
 
-    public bool Contains(string name) => _fileByTensor.ContainsKey(name);
-
     /// <summary>
     /// A handle that loads <paramref name="name"/> the first time it is used; presence, shape and
     /// dtype are checked now, from the header, so a wrong file fails at load rather than mid-forward.
@@ -110,8 +109,13 @@ internal sealed class ModelWeights : IDisposable
                 $"'{name}' is [{string.Join(", ", entry.Shape)}] but config.json implies [{string.Join(", ", expectedShape)}]");
         if (!entry.DType.IsFloating())
             throw new LoraException(LoraErrorKind.InvalidData, file.Path, $"'{name}' has dtype {entry.DType}; weights must be floating point");
-        return new LazyWeight(this, name, expectedShape);
+        var handle = new LazyWeight(this, name, expectedShape);
+        _handles.Add(handle);
+        return handle;
     }
+
+    /// <summary>Elements of the weights read from their files so far.</summary>
+    public long LoadedParameterCount => _handles.Where(h => h.IsLoaded).Sum(h => h.Shape.Aggregate(1L, (a, b) => a * b));
 
     /// <summary>The number of weight elements in all files.</summary>
     public long ParameterCount => _files.Sum(f => f.Entries.Sum(e => e.ElementCount));

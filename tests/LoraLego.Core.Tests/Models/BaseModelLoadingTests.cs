@@ -37,6 +37,19 @@ public sealed class BaseModelLoadingTests : IDisposable
     }
 
     [Fact]
+    public void Weights_are_read_on_first_use()
+    {
+        using var model = Load(GoldenLogits.BaseModelFolder);
+        Assert.Equal(0, model.LoadedParameterCount);
+        Assert.Equal(2 * 256 * 64 + 64 + 2 * (2 * 64 + 64 * 64 * 2 + 32 * 64 * 2 + 3 * 128 * 64), model.ParameterCount);
+        model.Attach(PeftAdapterReader.Read(Fixtures.Adapter("d")), mode: AttachMode.Merged);
+        // d targets q_proj (64 x 64) and v_proj (32 x 64) of both layers; merging reads just those.
+        Assert.Equal(2 * (64 * 64 + 32 * 64), model.LoadedParameterCount);
+        ErrorAgainstBase(model);
+        Assert.Equal(model.ParameterCount, model.LoadedParameterCount);
+    }
+
+    [Fact]
     public void Sharded_weights_give_the_same_logits()
     {
         using var model = Load(_variants.Create("sharded", shards: 3));
