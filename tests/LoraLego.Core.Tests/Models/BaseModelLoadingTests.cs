@@ -228,10 +228,8 @@ public sealed class BaseModelLoadingTests : IDisposable
         Assert.Throws<LoraException>(() => model.Run([[1, 2], [3]]));
     }
 
-    // Built with the constructor: LoraAdapter.Create currently throws (AdapterConfig reads the
-    // ints Describe writes with GetValue<double>).
     private static LoraAdapter InMemoryAdapter(string name, params LoraModule[] modules) =>
-        new(name, null, "PEFT", AdapterConfig.Parse("{\"r\": 2, \"lora_alpha\": 2}", name), modules);
+        LoraAdapter.Create(name, PeftAdapterReader.Read(Fixtures.Adapter("a")).Config, modules);
 
     public void Dispose() => _variants.Dispose();
 }
