@@ -7,7 +7,7 @@
     PowerShellVersion = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess  = @('artifacts/module/LoraLego.format.ps1xml')
-    CmdletsToExport   = @('Import-Lora', 'Export-Lora')
+    CmdletsToExport   = @('Import-Lora', 'Export-Lora', 'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate')
     FunctionsToExport = @()
     AliasesToExport   = @()
     VariablesToExport = @()

@@ -25,7 +25,7 @@ internal sealed class GateUsageAccumulator(LoraMixture mixture)
             var masked = values.detach().mul(weights);
             var perRow = masked.sum(1);
             rowSums = rowSums is null ? perRow : rowSums.add(perRow);
-            var gateSum = perRow.sum(0).to(ScalarType.Float64).cpu().data<double>().ToArray();
+            var gateSum = perRow.sum(0L).to(ScalarType.Float64).cpu().data<double>().ToArray();
             var sums = _sums.TryGetValue(gate, out var s) ? s : _sums[gate] = new double[gateSum.Length];
             for (int i = 0; i < sums.Length; i++)
                 sums[i] += gateSum[i];
