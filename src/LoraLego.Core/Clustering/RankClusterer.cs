@@ -41,7 +41,11 @@ public static class RankClusterer
         return Build(pool, options, requestedK, units, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped, device);
     }
 
-    /// <summary>Clusters a stream of units (any adapters, any modules), one module at a time.</summary>
+    /// <summary>
+    /// Clusters units of any adapters and modules. A module's units can arrive from several
+    /// adapters at any point of the stream, so all of them are gathered first; the modules are then
+    /// clustered one at a time as the result is enumerated.
+    /// </summary>
     public static IEnumerable<RankCluster> Cluster(IEnumerable<Msu> units, RankClusterOptions? options = null, Action<string>? verbose = null)
     {
         options ??= new RankClusterOptions();

@@ -65,7 +65,10 @@ public static class LegoMerge
         return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, verbose, progress, cancellationToken);
     }
 
-    /// <summary>Merges modules already clustered (Invoke-RankCluster's output), one module per result.</summary>
+    /// <summary>
+    /// Merges modules already clustered (Invoke-RankCluster's output), one module per result. The
+    /// results are held until the merge ends; a caller that must stream calls <see cref="BuildModule"/> per result.
+    /// </summary>
     /// <param name="template">Config whose unknown fields the merged adapter keeps (usually the first input's).</param>
     /// <param name="options">Only the reweighting switches and the target are read; the clustering choices come from the results.</param>
     public static LoraAdapter Merge(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions? options = null, string name = "lego",
