@@ -12,6 +12,7 @@ public static class KMeans
     /// <param name="points">n x d; any floating dtype (the work is done in float64, so that near-ties
     /// between distances resolve the same way whatever the input precision).</param>
     /// <param name="k">Clusters wanted, 1..n.</param>
+    /// <param name="options">Restarts, iteration limit, tolerance and seed.</param>
     public static KMeansResult Fit(Tensor points, int k, KMeansOptions options)
     {
         options.Validate();

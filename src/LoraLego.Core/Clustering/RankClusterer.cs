@@ -12,6 +12,8 @@ namespace LoraLego.Core.Clustering;
 public static class RankClusterer
 {
     /// <summary>Clusters one module's pool.</summary>
+    /// <param name="pool">The module's units from every input.</param>
+    /// <param name="options">k, k-means settings, space and norm; null for the defaults.</param>
     /// <param name="device">A resolved torch device; null resolves <see cref="RankClusterOptions.Device"/>.</param>
     /// <param name="verbose">Told when a CUDA request falls back to the CPU.</param>
     public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null)
