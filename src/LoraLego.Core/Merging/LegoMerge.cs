@@ -43,6 +43,7 @@ public static class LegoMerge
     /// <summary>Merges adapters, streaming module by module (one module's units in memory at a time).</summary>
     /// <param name="inputs">Adapters with weights; ranks, rsLoRA, rank/alpha patterns and target modules may differ
     /// (a module some inputs lack is merged from those that have it).</param>
+    /// <param name="options">Clustering, reweighting and target choices; null for the defaults.</param>
     /// <param name="name">The merged adapter's name.</param>
     /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
     /// <param name="progress">Called before each module with (index, number of modules, module key).</param>
@@ -69,8 +70,13 @@ public static class LegoMerge
     /// Merges modules already clustered (Invoke-RankCluster's output), one module per result. The
     /// results are held until the merge ends; a caller that must stream calls <see cref="BuildModule"/> per result.
     /// </summary>
+    /// <param name="clusters">One result per module.</param>
     /// <param name="template">Config whose unknown fields the merged adapter keeps (usually the first input's).</param>
     /// <param name="options">Only the reweighting switches and the target are read; the clustering choices come from the results.</param>
+    /// <param name="name">The merged adapter's name.</param>
+    /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
+    /// <param name="progress">Called before each module with (index, number of modules, module key).</param>
+    /// <param name="cancellationToken">Checked between modules.</param>
     public static LoraAdapter Merge(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions? options = null, string name = "lego",
         Action<string>? verbose = null, Action<int, int, string>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -10,6 +10,7 @@ namespace LoraLego.Core.Units;
 public static class MsuSplitter
 {
     /// <summary>The units of <paramref name="adapter"/>, module by module.</summary>
+    /// <param name="adapter">The adapter to take apart; its factors are read module by module as the result is enumerated.</param>
     /// <param name="weight">Folded into every unit's <see cref="Msu.Scaling"/>: the units sum to weight * the adapter's update.</param>
     /// <param name="moduleFilter">Wildcard over module keys; null keeps every module.</param>
     public static IEnumerable<Msu> Split(LoraAdapter adapter, double weight = 1.0, string? moduleFilter = null)
