@@ -46,10 +46,10 @@ public static class LegoMerge
     /// <param name="options">Clustering, reweighting and target choices; null for the defaults.</param>
     /// <param name="name">The merged adapter's name.</param>
     /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
-    /// <param name="progress">Called before each module with (index, number of modules, module key).</param>
+    /// <param name="progress">Called before each module, as for the standard merges.</param>
     /// <param name="cancellationToken">Checked between modules.</param>
     public static LoraAdapter Merge(IReadOnlyList<MergeInput> inputs, LegoOptions? options = null, string name = "lego",
-        Action<string>? verbose = null, Action<int, int, string>? progress = null, CancellationToken cancellationToken = default)
+        Action<string>? verbose = null, Action<MergeProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new LegoOptions();
         options.Clustering.Validate();
@@ -75,10 +75,10 @@ public static class LegoMerge
     /// <param name="options">Only the reweighting switches and the target are read; the clustering choices come from the results.</param>
     /// <param name="name">The merged adapter's name.</param>
     /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
-    /// <param name="progress">Called before each module with (index, number of modules, module key).</param>
+    /// <param name="progress">Called before each module, as for the standard merges.</param>
     /// <param name="cancellationToken">Checked between modules.</param>
     public static LoraAdapter Merge(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions? options = null, string name = "lego",
-        Action<string>? verbose = null, Action<int, int, string>? progress = null, CancellationToken cancellationToken = default)
+        Action<string>? verbose = null, Action<MergeProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new LegoOptions();
         var list = clusters as IReadOnlyList<RankCluster> ?? clusters.ToList();
@@ -133,14 +133,14 @@ public static class LegoMerge
     }
 
     private static LoraAdapter Assemble(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions options, JsonObject record,
-        string name, int count, Action<string>? verbose, Action<int, int, string>? progress, CancellationToken cancellationToken)
+        string name, int count, Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
     {
         var modules = new List<LoraModule>();
         int index = 0;
         cancellationToken.ThrowIfCancellationRequested();
         foreach (var cluster in clusters)
         {
-            progress?.Invoke(index++, count, cluster.ModuleKey);
+            progress?.Invoke(new MergeProgress(index++, count, cluster.ModuleKey));
             modules.Add(BuildModule(cluster, options, verbose));
             cancellationToken.ThrowIfCancellationRequested();
         }

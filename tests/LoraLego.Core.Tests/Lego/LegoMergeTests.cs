@@ -203,16 +203,16 @@ public class LegoMergeTests
         MergeInput[] inputs = [new(Fixture("a")), new(Fixture("b"))];
         var seen = new List<(int Index, int Count, string Key)>();
         using var cancel = new CancellationTokenSource();
-        Assert.ThrowsAny<OperationCanceledException>(() => LegoMerge.Merge(inputs, progress: (i, n, key) =>
+        Assert.ThrowsAny<OperationCanceledException>(() => LegoMerge.Merge(inputs, progress: p =>
         {
-            seen.Add((i, n, key));
-            if (i == 2)
+            seen.Add((p.ModuleIndex, p.ModuleCount, p.ModuleKey));
+            if (p.ModuleIndex == 2)
                 cancel.Cancel();
         }, cancellationToken: cancel.Token));
         Assert.Equal([0, 1, 2], seen.Select(s => s.Index));
         Assert.All(seen, s => Assert.Equal(14, s.Count));
         var filtered = new List<string>();
-        LegoMerge.Merge(inputs, new LegoOptions { ModuleFilter = "*.mlp.*" }, progress: (_, n, key) => filtered.Add($"{n}:{key}"));
+        LegoMerge.Merge(inputs, new LegoOptions { ModuleFilter = "*.mlp.*" }, progress: p => filtered.Add($"{p.ModuleCount}:{p.ModuleKey}"));
         Assert.Equal(6, filtered.Count);
         Assert.All(filtered, f => Assert.StartsWith("6:", f));
     }
