@@ -7,7 +7,11 @@
     PowerShellVersion = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess  = @('artifacts/module/LoraLego.format.ps1xml')
-    CmdletsToExport   = @('Import-Lora', 'Export-Lora')
+    CmdletsToExport   = @(
+        'Import-Lora', 'Export-Lora',
+        'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',
+        'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel'
+    )
     FunctionsToExport = @()
     AliasesToExport   = @()
     VariablesToExport = @()

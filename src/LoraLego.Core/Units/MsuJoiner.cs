@@ -18,7 +18,7 @@ public static class MsuJoiner
     public static LoraAdapter Join(IEnumerable<Msu> units, string name = "joined", AdapterConfig? template = null)
     {
         var modules = MsuPool.FromUnits(units).Select(JoinModule).ToList();
-        return LoraAdapter.Create(name, template ?? new AdapterConfig(new JsonObject { ["peft_type"] = "LORA" }), modules);
+        return LoraAdapter.Create(name, template ?? AdapterConfig.Bare(), modules);
     }
 
     /// <summary>
