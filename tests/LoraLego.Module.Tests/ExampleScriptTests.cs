@@ -29,6 +29,16 @@ public class ExampleScriptTests(PowerShellSession ps)
     }
 
     [Fact]
+    public void Measure_merges_reports_a_loss_for_the_base_and_every_candidate()
+    {
+        var result = ps.Run("& ([IO.Path]::Combine($RepoRoot, 'examples', 'measure-merges.ps1'))");
+        result.AssertNoErrors();
+        var lines = result.Output.Select(o => o.ToString()).Where(l => l.Contains(" loss ")).ToList();
+        Assert.Equal(["base", "a", "b", "linear-ab", "cat-ab", "lego-ab"], lines.Select(l => l.Split(' ')[0]));
+        Assert.All(lines, l => Assert.Matches(@"loss 5\.\d{4}\s+perplexity 2\d\d\.\d\d", l));
+    }
+
+    [Fact]
     public void TorchSharp_loads_from_the_module_folder()
     {
         var location = ps.Run("[TorchSharp.torch].Assembly.Location").Output.Single().ToString();
