@@ -7,7 +7,12 @@
     PowerShellVersion = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess  = @('artifacts/module/LoraLego.format.ps1xml')
-    CmdletsToExport   = @('Import-Lora', 'Export-Lora', 'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate')
+    CmdletsToExport   = @(
+        'Import-Lora', 'Export-Lora',
+        'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',
+        'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
+        'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'
+    )
     FunctionsToExport = @()
     AliasesToExport   = @()
     VariablesToExport = @()

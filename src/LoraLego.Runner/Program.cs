@@ -19,11 +19,10 @@ using var runspace = RunspaceFactory.CreateRunspace(host, InitialSessionState.Cr
 runspace.Open();
 using var ps = PowerShell.Create();
 ps.Runspace = runspace;
-ps.AddScript("Import-Module $args[0] -ErrorAction Stop; $script = $args[1]; $rest = $args[2..($args.Count)]; & $script @rest | Out-Default")
-    .AddArgument(Path.Combine(root, "LoraLego.psd1"))
-    .AddArgument(Path.GetFullPath(args[0]));
-foreach (var a in args.Skip(1))
-    ps.AddArgument(a);
+// Arguments are handed to the script as pwsh would parse them: -Name stays a parameter name,
+// everything else is a quoted literal.
+string Quote(string a) => System.Text.RegularExpressions.Regex.IsMatch(a, "^-[A-Za-z][A-Za-z0-9]*:?$") ? a : "'" + a.Replace("'", "''") + "'";
+ps.AddScript($"Import-Module {Quote(Path.Combine(root, "LoraLego.psd1"))} -ErrorAction Stop; & {Quote(Path.GetFullPath(args[0]))} {string.Join(" ", args.Skip(1).Select(Quote))} | Out-Default");
 try
 {
     ps.Invoke();

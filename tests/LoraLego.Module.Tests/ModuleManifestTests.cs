@@ -6,7 +6,8 @@ namespace LoraLego.Module.Tests;
 [Collection(SessionCollection.Name)]
 public class ModuleManifestTests(PowerShellSession ps)
 {
-    private static readonly string[] Cmdlets = ["Import-Lora", "Export-Lora"];
+    private static readonly string[] Cmdlets = ["Import-Lora", "Export-Lora", "Split-Msu", "Join-Msu", "Invoke-RankCluster", "Merge-Lora",
+        "Import-BaseModel", "Mount-Lora", "Dismount-Lora", "Invoke-BaseModel", "Measure-LoraModel"];
 
     [Fact]
     public void Manifest_is_valid_and_exports_the_cmdlets()

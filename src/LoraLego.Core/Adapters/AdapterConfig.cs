@@ -31,6 +31,9 @@ public sealed class AdapterConfig
         AlphaPattern = ReadPattern(json, "alpha_pattern", n => ReadNumber(n) ?? LoraAlpha);
     }
 
+    /// <summary>A minimal LoRA config, for adapters built from parts whose source configs are not at hand.</summary>
+    public static AdapterConfig Bare() => new(new JsonObject { ["peft_type"] = "LORA" });
+
     /// <summary>The config as read (or as built for a computed adapter).</summary>
     public JsonObject Json { get; }
 

@@ -1,3 +1,4 @@
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Adapters;
@@ -50,12 +51,16 @@ public sealed class LoraModule
     public long ParameterCount => A.ElementCount + B.ElementCount;
 
     /// <summary>Builds a module with the given scaling expressed as plain-LoRA alpha (alpha = scaling * rank).</summary>
-    public static LoraModule FromFactors(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut = false)
+    /// <param name="storeAs">The dtype the factors are kept in; null keeps the tensors' own. Merges of
+    /// half-precision adapters keep half precision, as PEFT does, which also halves their memory.</param>
+    public static LoraModule FromFactors(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut = false, SafetensorsDType? storeAs = null)
     {
         int rank = (int)a.shape[0];
+        using var storedA = storeAs is { } d ? a.to_type(d.ToScalarType()) : a.alias();
+        using var storedB = storeAs is { } e ? b.to_type(e.ToScalarType()) : b.alias();
         return new LoraModule(key, rank, scaling * rank, false,
-            LoraTensor.FromTensor($"{key}.lora_A.weight", a),
-            LoraTensor.FromTensor($"{key}.lora_B.weight", b), fanInFanOut);
+            LoraTensor.FromTensor($"{key}.lora_A.weight", storedA),
+            LoraTensor.FromTensor($"{key}.lora_B.weight", storedB), fanInFanOut);
     }
 
     /// <summary>The effective update scaling * B @ A, float32, shaped (out, in).</summary>

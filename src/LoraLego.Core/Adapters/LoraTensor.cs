@@ -39,8 +39,14 @@ public sealed class LoraTensor
     /// <summary>Wraps a computed tensor; the handle keeps its own detached CPU copy.</summary>
     public static LoraTensor FromTensor(string name, Tensor value)
     {
-        var kept = value.detach().cpu().contiguous().clone();
-        kept.DetachFromDisposeScope();
+        // The intermediates are freed here, not left to the finalizer: the GC does not see native
+        // memory, so a merge of hundreds of modules would otherwise hold many copies at once.
+        Tensor kept;
+        using (NewDisposeScope())
+        {
+            kept = value.detach().cpu().contiguous().clone();
+            kept.DetachFromDisposeScope();
+        }
         return new LoraTensor(name, SafetensorsDTypes.FromScalarType(kept.dtype), kept.shape, null, kept);
     }
 

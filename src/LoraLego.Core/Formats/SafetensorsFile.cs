@@ -18,7 +18,7 @@ public sealed class SafetensorsFile : IDisposable
     private readonly Dictionary<string, SafetensorsEntry> _entries;
     private readonly object _mapLock = new();
     private MemoryMappedFile? _map;
-    private MemoryMappedViewAccessor? _view;
+    private bool _disposed;
 
     private SafetensorsFile(string path, long dataStart, long fileLength, Dictionary<string, SafetensorsEntry> entries, IReadOnlyDictionary<string, string> metadata)
     {
@@ -158,21 +158,24 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>Copies one tensor out of the file into a new CPU tensor of its stored dtype.</summary>
+    /// <remarks>
+    /// Only the tensor's own byte range is mapped, and unmapped again once copied, so reading a
+    /// large file tensor by tensor never keeps the whole file resident in this process.
+    /// </remarks>
     public Tensor ReadTensor(string name)
     {
         var entry = this[name];
         var tensor = torch.empty(entry.Shape, entry.DType.ToScalarType());
         if (entry.ByteLength == 0)
             return tensor;
-        var view = EnsureMapped();
+        using var view = MapRange(DataStart + entry.Begin, entry.ByteLength);
         unsafe
         {
             byte* basePtr = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
             try
             {
-                byte* src = basePtr + view.PointerOffset + DataStart + entry.Begin;
-                TensorBytes.CopyInto(tensor, src, entry.ByteLength);
+                TensorBytes.CopyInto(tensor, basePtr + view.PointerOffset, entry.ByteLength);
             }
             finally
             {
@@ -182,25 +185,25 @@ public sealed class SafetensorsFile : IDisposable
         return tensor;
     }
 
-    private MemoryMappedViewAccessor EnsureMapped()
+    private MemoryMappedViewAccessor MapRange(long offset, long length)
     {
         lock (_mapLock)
         {
-            ObjectDisposedException.ThrowIf(_view is null && _map is not null, this);
-            if (_view is not null)
-                return _view;
-            try
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_map is null)
             {
-                _map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-                _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+                if (new FileInfo(Path).Length < FileLength)
+                    throw new LoraException(LoraErrorKind.InvalidData, Path, "the file shrank after it was opened");
+                try
+                {
+                    _map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+                }
+                catch (IOException e)
+                {
+                    throw new LoraException(LoraErrorKind.NotFound, Path, $"cannot map the file ({e.Message})", e);
+                }
             }
-            catch (IOException e)
-            {
-                throw new LoraException(LoraErrorKind.NotFound, Path, $"cannot map the file ({e.Message})", e);
-            }
-            if (_view.Capacity < FileLength)
-                throw new LoraException(LoraErrorKind.InvalidData, Path, "the file shrank after it was opened");
-            return _view;
+            return _map.CreateViewAccessor(offset, length, MemoryMappedFileAccess.Read);
         }
     }
 
@@ -208,9 +211,9 @@ public sealed class SafetensorsFile : IDisposable
     {
         lock (_mapLock)
         {
-            _view?.Dispose();
             _map?.Dispose();
-            _view = null;
+            _map = null;
+            _disposed = true;
         }
     }
 }

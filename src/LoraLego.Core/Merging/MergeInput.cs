@@ -1,6 +1,18 @@
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Formats;
 
 namespace LoraLego.Core.Merging;
 
 /// <summary>One adapter taking part in a merge, with the user's weight for it.</summary>
-public sealed record MergeInput(LoraAdapter Adapter, double Weight = 1.0);
+public sealed record MergeInput(LoraAdapter Adapter, double Weight = 1.0)
+{
+    /// <summary>
+    /// The dtype a merge of <paramref name="inputs"/> keeps its factors in: half precision when every
+    /// input is half precision of one kind (as PEFT, whose merge takes the modules' dtype), else null (float32).
+    /// </summary>
+    public static SafetensorsDType? StorageDType(IReadOnlyList<MergeInput> inputs)
+    {
+        var kinds = inputs.Select(i => i.Adapter.DType).Distinct().ToList();
+        return kinds is [SafetensorsDType.F16 or SafetensorsDType.BF16] ? kinds[0] : null;
+    }
+}

@@ -50,6 +50,7 @@ public static class StandardMerge
         var combiner = TaskCombiner.For(recipe, options);
         log?.Invoke(Describe(method, recipe, combiner, options, rank));
 
+        var storeAs = MergeInput.StorageDType(inputs);
         var merged = new List<LoraModule>(keys.Count);
         for (int i = 0; i < keys.Count; i++)
         {
@@ -62,7 +63,7 @@ public static class StandardMerge
                 log?.Invoke($"{key}: only in {string.Join(", ", module.Members.Select(m => m.AdapterName))}; merged from those");
             using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key, device) : null;
             var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
-            merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut));
+            merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs));
         }
         return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged);
     }

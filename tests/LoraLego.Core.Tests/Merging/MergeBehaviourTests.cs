@@ -1,3 +1,4 @@
+using LoraLego.Core.Formats;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Merging;
 using static TorchSharp.torch;
@@ -130,5 +131,35 @@ public class MergeBehaviourTests
             Assert.Equal(method, MergeMethods.FromPeftName(method.PeftName()));
         Assert.Equal(MergeMethod.DareTiesSvd, MergeMethods.FromPeftName("DARE_TIES_SVD"));
         Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => MergeMethods.FromPeftName("slerp")).Kind);
+    }
+
+    [Theory]
+    [InlineData(SafetensorsDType.F16)]
+    [InlineData(SafetensorsDType.BF16)]
+    public void Half_precision_inputs_give_a_half_precision_merge_with_the_same_update(SafetensorsDType dtype)
+    {
+        string dir = Directory.CreateTempSubdirectory("loralego-half-").FullName;
+        try
+        {
+            var half = new[] { "a", "b" }.Select(n =>
+            {
+                PeftAdapterWriter.Write(MergeFixtures.Adapter(n), Path.Combine(dir, n), dtype);
+                return new MergeInput(PeftAdapterReader.Read(Path.Combine(dir, n)));
+            }).ToList();
+            var merged = StandardMerge.Merge(half, MergeMethod.Cat);
+            Assert.Equal(dtype, merged.DType);
+            var full = StandardMerge.Merge([Input("a"), Input("b")], MergeMethod.Cat);
+            foreach (var m in merged.Modules)
+            {
+                using var x = m.Delta();
+                using var y = full.GetModule(m.Key)!.Delta();
+                double rel = (x - y).norm().item<float>() / y.norm().item<float>();
+                Assert.True(rel < (dtype == SafetensorsDType.F16 ? 2e-3 : 1.5e-2), $"{m.Key}: {rel}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }

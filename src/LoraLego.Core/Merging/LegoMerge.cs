@@ -1,0 +1,171 @@
+using System.Text.Json.Nodes;
+using LoraLego.Core.Adapters;
+using LoraLego.Core.Clustering;
+using LoraLego.Core.Compute;
+using LoraLego.Core.Units;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>
+/// The LoRA-LEGO merge (Zhao et al., "Merging LoRAs like Playing LEGO", ICLR 2025, arXiv
+/// 2409.16167): every module's units from every input are pooled, clustered into k groups, and each
+/// centroid becomes one rank of the merged module, followed by dual reweighting.
+/// </summary>
+/// <remarks>
+/// <para>Semantics, per module. Input i has weight w_i (default 1, as for Cat: the weight
+/// multiplies the input's update, negative weights subtract) and update dW_i = s_i B_i A_i. Its
+/// units are folded to b = sign(w_i s_i) sqrt(|w_i s_i|) B[:,u], a = sqrt(|w_i s_i|) A[u,:], so
+/// that sum over all units of b a^T = sum_i w_i dW_i exactly (concatenation-summation, Section 3).
+/// Each unit is sign-canonicalised (<see cref="SignCanonicalizer"/>).</para>
+/// <para>Cluster j with members M_j (m_j = |M_j|) has centroid c_j = mean of the members' [b; a].</para>
+/// <para>Parameter reweighting (norm decay): averaging vectors that point in different directions
+/// shrinks them, so c_j is multiplied by rho_j = mean_{u in M_j} ||[b_u; a_u]|| / ||c_j||, with
+/// the L-infinity norm by default or L2 (<see cref="RankClusterOptions.Norm"/>). Both parts are
+/// scaled, so the cluster's rank-one term scales by rho_j^2.</para>
+/// <para>Target: <see cref="LegoTarget.Mean"/> (the paper's, default) uses each centroid once;
+/// <see cref="LegoTarget.Sum"/> multiplies cluster j's term by m_j (sqrt(m_j) on each part).</para>
+/// <para>Output reweighting (variance expansion): a LoRA's output variance grows with the number of
+/// rank-one terms, so the merged update is multiplied by sqrt(r / k), with k the merged rank and r
+/// the mean rank of the inputs that target the module (each input counted once). The factor is the
+/// merged module's scaling: alpha = k * sqrt(r / k), so it stays visible in the config.</para>
+/// <para>Hence: k = number of units with both reweightings off reproduces Cat exactly (every cluster
+/// is one unit, m_j = 1); an adapter merged with itself N times at k = its rank gives it back with
+/// Mean (rho = 1, r = k) and N times it with Sum.</para>
+/// <para>Source of the formulas: the paper's Section 4 names the two reweightings and their causes;
+/// its method text could not be read here, so the exact formulas follow the public reviews ("rescale
+/// the centroid with respect to the average cluster norm") and the public reimplementation described
+/// in docs ALGORITHMS.md (L-infinity ratio, normalised clustering space, sqrt(r / k)). Both
+/// reweightings are switches and the norm and space are options, so their effect can be measured.</para>
+/// </remarks>
+public static class LegoMerge
+{
+    /// <summary>Merges adapters, streaming module by module (one module's units in memory at a time).</summary>
+    /// <param name="inputs">Adapters with weights; ranks, rsLoRA, rank/alpha patterns and target modules may differ
+    /// (a module some inputs lack is merged from those that have it).</param>
+    /// <param name="options">Clustering, reweighting and target choices; null for the defaults.</param>
+    /// <param name="name">The merged adapter's name.</param>
+    /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
+    /// <param name="progress">Called before each module, as for the standard merges.</param>
+    /// <param name="cancellationToken">Checked between modules.</param>
+    public static LoraAdapter Merge(IReadOnlyList<MergeInput> inputs, LegoOptions? options = null, string name = "lego",
+        Action<string>? verbose = null, Action<MergeProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LegoOptions();
+        options.Clustering.Validate();
+        if (inputs.Count == 0)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, "a LoRA-LEGO merge needs at least one adapter");
+        foreach (var input in inputs.Where(i => !double.IsFinite(i.Weight)))
+            throw new LoraException(LoraErrorKind.InvalidArgument, input.Adapter.Name, $"weight {input.Weight} is not a finite number");
+        var device = DeviceSelector.Resolve(options.Clustering.Device, verbose);
+        var filter = new ModuleFilter(options.ModuleFilter);
+        int count = MsuSplitter.ModuleKeys(inputs).Count(filter.Matches);
+        var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter)
+            .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
+        var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)new JsonObject { ["adapter"] = i.Adapter.Name, ["weight"] = i.Weight }).ToArray()));
+        return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, verbose, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Merges modules already clustered (Invoke-RankCluster's output), one module per result. The
+    /// results are held until the merge ends; a caller that must stream calls <see cref="BuildModule"/> per result.
+    /// </summary>
+    /// <param name="clusters">One result per module.</param>
+    /// <param name="template">Config whose unknown fields the merged adapter keeps (usually the first input's).</param>
+    /// <param name="options">Only the reweighting switches and the target are read; the clustering choices come from the results.</param>
+    /// <param name="name">The merged adapter's name.</param>
+    /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
+    /// <param name="progress">Called before each module, as for the standard merges.</param>
+    /// <param name="cancellationToken">Checked between modules.</param>
+    public static LoraAdapter Merge(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions? options = null, string name = "lego",
+        Action<string>? verbose = null, Action<MergeProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LegoOptions();
+        var list = clusters as IReadOnlyList<RankCluster> ?? clusters.ToList();
+        if (list.Count == 0)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, "no clustered modules to merge");
+        // Each result carries its own clustering choices; the record shows the first module's.
+        var used = options with { Clustering = list[0].Options };
+        var inputs = new JsonArray(list.SelectMany(c => c.Adapters).Distinct().Select(a => (JsonNode)new JsonObject { ["adapter"] = a }).ToArray());
+        return Assemble(list, template, used, Record(used, inputs), name, list.Count, verbose, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// One merged module from one clustered module: rank K, A rows and B columns from the
+    /// reweighted centroids, scaling sqrt(r / k) with output reweighting and 1 without.
+    /// </summary>
+    public static LoraModule BuildModule(RankCluster cluster, LegoOptions? options = null, Action<string>? verbose = null)
+    {
+        options ??= new LegoOptions();
+        int k = cluster.K;
+        var factors = new double[k];
+        for (int j = 0; j < k; j++)
+        {
+            double rho = options.ParameterReweight ? NormRatio(cluster, j) : 1.0;
+            double count = options.Target == LegoTarget.Sum ? Math.Sqrt(cluster.ClusterSizes[j]) : 1.0;
+            factors[j] = rho * count;
+        }
+        double scaling = options.OutputReweight ? Math.Sqrt(cluster.MeanInputRank / k) : 1.0;
+        var a = new float[k * cluster.InFeatures];
+        var b = new float[cluster.OutFeatures * k];
+        for (int j = 0; j < k; j++)
+        {
+            for (int i = 0; i < cluster.InFeatures; i++)
+                a[j * cluster.InFeatures + i] = (float)(factors[j] * cluster.CentroidA[j][i]);
+            for (int o = 0; o < cluster.OutFeatures; o++)
+                b[o * k + j] = (float)(factors[j] * cluster.CentroidB[j][o]);
+        }
+        verbose?.Invoke($"{cluster.ModuleKey}: {cluster.Units.Count} units from {string.Join(", ", cluster.Adapters)} -> k {k}" +
+            $" (asked {cluster.RequestedK}), inertia {cluster.Inertia:G6} after {cluster.Iterations} iterations;" +
+            (options.ParameterReweight ? $" parameter reweighting x{factors.Min():G4}..x{factors.Max():G4};" : " no parameter reweighting;") +
+            (options.OutputReweight ? $" output reweighting sqrt({cluster.MeanInputRank:G4}/{k}) = {scaling:G4}" : " no output reweighting") +
+            (cluster.Message is null ? "" : $"; {cluster.Message}"));
+        using var scope = NewDisposeScope();
+        return LoraModule.FromFactors(cluster.ModuleKey, tensor(a, [k, cluster.InFeatures]), tensor(b, [cluster.OutFeatures, k]), scaling, cluster.FanInFanOut);
+    }
+
+    // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
+    private static double NormRatio(RankCluster cluster, int j)
+    {
+        double[] centroid = [.. cluster.CentroidB[j].Select(x => (double)x), .. cluster.CentroidA[j].Select(x => (double)x)];
+        double norm = RankClusterer.NormOf(centroid, cluster.Norm);
+        return norm > 0 ? cluster.MeanMemberNorms[j] / norm : 1.0;
+    }
+
+    private static LoraAdapter Assemble(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions options, JsonObject record,
+        string name, int count, Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
+    {
+        var modules = new List<LoraModule>();
+        int index = 0;
+        cancellationToken.ThrowIfCancellationRequested();
+        foreach (var cluster in clusters)
+        {
+            progress?.Invoke(new MergeProgress(index++, count, cluster.ModuleKey));
+            modules.Add(BuildModule(cluster, options, verbose));
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        var json = (JsonObject)template.Json.DeepClone();
+        json["loralego"] = record;
+        return LoraAdapter.Create(name, new AdapterConfig(json), modules);
+    }
+
+    private static JsonObject Record(LegoOptions options, JsonArray inputs) => new()
+    {
+        ["method"] = "lego",
+        ["reference"] = "arXiv:2409.16167",
+        ["target"] = options.Target == LegoTarget.Mean ? "mean" : "sum",
+        ["k"] = options.Clustering.K is { } k ? JsonValue.Create(k) : "largest input rank",
+        ["parameter_reweight"] = options.ParameterReweight,
+        ["output_reweight"] = options.OutputReweight,
+        ["output_reweight_factor"] = "sqrt(mean input rank / k)",
+        ["norm"] = options.Clustering.Norm == UnitNorm.LInfinity ? "linf" : "l2",
+        ["clustering_space"] = options.Clustering.Space == ClusteringSpace.Normalized ? "normalized" : "raw",
+        ["sign_canonicalization"] = SignCanonicalizer.Rule,
+        ["seed"] = options.Clustering.KMeans.Seed,
+        ["restarts"] = options.Clustering.KMeans.Restarts,
+        ["max_iterations"] = options.Clustering.KMeans.MaxIterations,
+        ["tolerance"] = options.Clustering.KMeans.Tolerance,
+        ["module_filter"] = options.ModuleFilter,
+        ["inputs"] = inputs,
+    };
+}

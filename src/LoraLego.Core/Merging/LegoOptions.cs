@@ -1,0 +1,20 @@
+using LoraLego.Core.Clustering;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>The choices of a LoRA-LEGO merge; every one is recorded in the merged adapter's config under "loralego".</summary>
+public sealed record LegoOptions
+{
+    public RankClusterOptions Clustering { get; init; } = new();
+
+    /// <summary>Rescale each centroid so its norm is its members' mean norm (norm decay, Section 4).</summary>
+    public bool ParameterReweight { get; init; } = true;
+
+    /// <summary>Multiply the merged update by sqrt(r / k) (variance expansion, Section 4).</summary>
+    public bool OutputReweight { get; init; } = true;
+
+    public LegoTarget Target { get; init; } = LegoTarget.Mean;
+
+    /// <summary>Wildcard over module keys; modules it does not match are left out of the merge.</summary>
+    public string? ModuleFilter { get; init; }
+}

@@ -1,0 +1,93 @@
+namespace LoraLego.Core.Units;
+
+/// <summary>
+/// A Minimal Semantic Unit (LoRA-LEGO, arXiv 2409.16167, Section 3): rank <see cref="Index"/> of one
+/// module of one adapter, the pair (A[i,:], B[:,i]). Its update is
+/// <see cref="Scaling"/> * B[:,i] A[i,:]^T, and a module's update is the sum of its units' updates.
+/// </summary>
+/// <remarks>
+/// <see cref="A"/> and <see cref="B"/> are the factors as stored (sign-flipped when
+/// <see cref="SignFlipped"/>); <see cref="Scaling"/> carries the module's LoRA scaling (alpha/r,
+/// or alpha/sqrt(r) under rsLoRA) times the user's weight, so units of different adapters can be
+/// compared and summed without their configs.
+/// </remarks>
+public sealed class Msu
+{
+    public Msu(string adapter, string moduleKey, int index, float[] a, float[] b, double scaling, int sourceRank, bool fanInFanOut = false, bool signFlipped = false)
+    {
+        Adapter = adapter;
+        ModuleKey = moduleKey;
+        Index = index;
+        A = a;
+        B = b;
+        Scaling = scaling;
+        SourceRank = sourceRank;
+        FanInFanOut = fanInFanOut;
+        SignFlipped = signFlipped;
+        Norm = Math.Abs(scaling) * L2(a) * L2(b);
+    }
+
+    /// <summary>The name of the adapter the unit came from.</summary>
+    public string Adapter { get; }
+
+    /// <summary>The module path, e.g. model.layers.0.self_attn.q_proj.</summary>
+    public string ModuleKey { get; }
+
+    /// <summary>The rank index inside the source module.</summary>
+    public int Index { get; }
+
+    /// <summary>Row <see cref="Index"/> of lora_A (length in_features).</summary>
+    public float[] A { get; }
+
+    /// <summary>Column <see cref="Index"/> of lora_B (length out_features).</summary>
+    public float[] B { get; }
+
+    /// <summary>The source module's LoRA scaling times the user's weight for its adapter.</summary>
+    public double Scaling { get; }
+
+    /// <summary>The rank of the module the unit came from (the output reweighting compares ranks).</summary>
+    public int SourceRank { get; }
+
+    /// <summary>Whether the source module stored its base weight as (in, out).</summary>
+    public bool FanInFanOut { get; }
+
+    /// <summary>True when A and B were both negated by sign canonicalisation; the update is unchanged.</summary>
+    public bool SignFlipped { get; }
+
+    /// <summary>Frobenius norm of the unit's update, |Scaling| * |A| * |B|: how much the unit changes the layer.</summary>
+    public double Norm { get; }
+
+    public int InFeatures => A.Length;
+
+    public int OutFeatures => B.Length;
+
+    /// <summary>
+    /// sqrt(|Scaling|) * A: the scaling split evenly between the two parts (ALGORITHMS.md, LoRA-LEGO
+    /// step 1) so that neither side dominates a distance between units.
+    /// </summary>
+    public double[] FoldedA()
+    {
+        double f = Math.Sqrt(Math.Abs(Scaling));
+        return Array.ConvertAll(A, x => f * x);
+    }
+
+    /// <summary>sign(Scaling) * sqrt(|Scaling|) * B, so that FoldedB FoldedA^T is the unit's update.</summary>
+    public double[] FoldedB()
+    {
+        double f = Math.Sign(Scaling) * Math.Sqrt(Math.Abs(Scaling));
+        return Array.ConvertAll(B, x => f * x);
+    }
+
+    /// <summary>The same unit with A and B negated: the update is unchanged.</summary>
+    public Msu Negated() => new(Adapter, ModuleKey, Index, Array.ConvertAll(A, x => -x), Array.ConvertAll(B, x => -x), Scaling, SourceRank, FanInFanOut, !SignFlipped);
+
+    public override string ToString() => $"{Adapter}:{ModuleKey}[{Index}] norm {Norm:G4}";
+
+    private static double L2(float[] v)
+    {
+        double sum = 0;
+        foreach (float x in v)
+            sum += (double)x * x;
+        return Math.Sqrt(sum);
+    }
+}

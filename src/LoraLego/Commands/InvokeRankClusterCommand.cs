@@ -1,0 +1,109 @@
+using System.Management.Automation;
+using LoraLego.Core;
+using LoraLego.Core.Clustering;
+using LoraLego.Core.Compute;
+using LoraLego.Core.Units;
+using TorchSharp;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsLifecycle.Invoke, "RankCluster")]
+[OutputType(typeof(RankCluster))]
+public sealed class InvokeRankClusterCommand : LoraCmdlet
+{
+    private readonly List<Msu> _pending = [];
+    private readonly HashSet<string> _done = new(StringComparer.Ordinal);
+    private RankClusterOptions _options = null!;
+    private torch.Device _device = null!;
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true)]
+    [ValidateNotNullOrEmpty]
+    public Msu[] Unit { get; set; } = [];
+
+    /// <summary>Clusters per module (the merged rank); default the largest input rank of the module.</summary>
+    [Parameter(Position = 0)]
+    [ValidateRange(1, int.MaxValue)]
+    public int? K { get; set; }
+
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int Restarts { get; set; } = new KMeansOptions().Restarts;
+
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int MaxIterations { get; set; } = new KMeansOptions().MaxIterations;
+
+    [Parameter]
+    [ValidateRange(0.0, double.MaxValue)]
+    public double Tolerance { get; set; } = new KMeansOptions().Tolerance;
+
+    [Parameter]
+    public ulong Seed { get; set; }
+
+    [Parameter]
+    public ClusteringSpace Space { get; set; } = ClusteringSpace.Normalized;
+
+    [Parameter]
+    public UnitNorm Norm { get; set; } = UnitNorm.LInfinity;
+
+    [Parameter]
+    public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
+
+    protected override void BeginProcessing()
+    {
+        _options = new RankClusterOptions
+        {
+            K = K,
+            KMeans = new KMeansOptions { Restarts = Restarts, MaxIterations = MaxIterations, Tolerance = Tolerance, Seed = Seed },
+            Space = Space,
+            Norm = Norm,
+            Device = Device,
+        };
+        _device = DeviceSelector.Resolve(Device, WriteWarning);
+    }
+
+    // Units arrive grouped by module (Split-Msu emits them so); a module is clustered as soon as
+    // the next one starts, so only one module's pool is held at a time.
+    protected override void ProcessRecord()
+    {
+        foreach (var unit in Unit)
+        {
+            if (_pending.Count > 0 && _pending[0].ModuleKey != unit.ModuleKey)
+                Flush();
+            if (_done.Contains(unit.ModuleKey))
+            {
+                WriteLoraError(new LoraException(LoraErrorKind.InvalidArgument, unit.ModuleKey,
+                    "a unit of this module arrived after the module was clustered; pass each module's units together (as Split-Msu emits them)"));
+                continue;
+            }
+            _pending.Add(unit);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_pending.Count > 0)
+            Flush();
+        WriteProgress(new ProgressRecord(4, "Invoke-RankCluster", "done") { RecordType = ProgressRecordType.Completed });
+    }
+
+    private void Flush()
+    {
+        var pool = new MsuPool(_pending[0].ModuleKey, [.. _pending]);
+        _pending.Clear();
+        _done.Add(pool.ModuleKey);
+        WriteProgress(new ProgressRecord(4, "Invoke-RankCluster", $"{pool.ModuleKey}: {pool.Count} units") { PercentComplete = -1 });
+        try
+        {
+            var cluster = RankClusterer.Cluster(pool, _options, _device, WriteVerbose);
+            if (cluster.Message is not null)
+                WriteWarning($"{pool.ModuleKey}: {cluster.Message}");
+            WriteVerbose($"{pool.ModuleKey}: {pool.Count} units -> k {cluster.K}, inertia {cluster.Inertia:G4}, {cluster.Iterations} iterations");
+            WriteObject(cluster);
+        }
+        catch (LoraException e)
+        {
+            WriteLoraError(e, pool.ModuleKey);
+        }
+    }
+}

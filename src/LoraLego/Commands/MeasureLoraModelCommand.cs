@@ -1,0 +1,57 @@
+using System.Management.Automation;
+using LoraLego.Core;
+using LoraLego.Core.Models;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsDiagnostic.Measure, "LoraModel")]
+[OutputType(typeof(EvaluationResult))]
+public sealed class MeasureLoraModelCommand : ModelCmdlet
+{
+    private readonly CancellationTokenSource _cancel = new();
+
+    /// <summary>A JSONL file of {"input_ids": [...]} rows.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Data { get; set; } = "";
+
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int BatchSize { get; set; } = new EvaluationOptions().BatchSize;
+
+    [Parameter]
+    [ValidateRange(2, int.MaxValue)]
+    public int? MaxLength { get; set; }
+
+    protected override void EndProcessing()
+    {
+        string path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Data);
+        try
+        {
+            var options = new EvaluationOptions { BatchSize = BatchSize, MaxLength = MaxLength };
+            var result = WithAdapters(() => PerplexityEvaluator.Evaluate(Model, path, options, ReportProgress, _cancel.Token));
+            WriteVerbose($"{result.Rows} rows, {result.Tokens} tokens ({result.SkippedRows} rows too short), loss {result.Loss:F4}, {result.TokensPerSecond:F0} tokens/s");
+            WriteObject(result);
+        }
+        catch (LoraException e)
+        {
+            ThrowLoraError(e, path);
+        }
+        catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+        {
+            // Ctrl+C: the pipeline is already stopping.
+        }
+        finally
+        {
+            WriteProgress(new ProgressRecord(2, "Measure-LoraModel", "done") { RecordType = ProgressRecordType.Completed });
+        }
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    private void ReportProgress(EvaluationProgress p) =>
+        WriteProgress(new ProgressRecord(2, "Measure-LoraModel", $"{p.Rows} rows, {p.Tokens} tokens")
+        {
+            PercentComplete = p.Fraction is { } f ? (int)(f * 100) : -1,
+        });
+}

@@ -1,0 +1,208 @@
+using System.Management.Automation;
+using LoraLego.Core;
+using LoraLego.Core.Adapters;
+using LoraLego.Core.Clustering;
+using LoraLego.Core.Compute;
+using LoraLego.Core.Merging;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsData.Merge, "Lora", DefaultParameterSetName = AdapterSet)]
+[OutputType(typeof(LoraAdapter))]
+public sealed class MergeLoraCommand : LoraCmdlet
+{
+    private const string AdapterSet = "Adapter";
+    private const string ClusterSet = "Cluster";
+
+    // Parameters that only the LoRA-LEGO method reads; naming one with another method is an error.
+    private static readonly string[] LegoOnly = [nameof(Restarts), nameof(MaxIterations), nameof(Tolerance), nameof(ParameterReweight),
+        nameof(OutputReweight), nameof(Target), nameof(Norm), nameof(Space), nameof(Module)];
+
+    private readonly List<LoraAdapter> _adapters = [];
+    private readonly List<RankCluster> _clusters = [];
+    private readonly CancellationTokenSource _cancel = new();
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = AdapterSet)]
+    [ValidateNotNullOrEmpty]
+    public LoraAdapter[] Adapter { get; set; } = [];
+
+    /// <summary>Modules clustered by Invoke-RankCluster, merged by LoRA-LEGO.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ClusterSet)]
+    [ValidateNotNullOrEmpty]
+    public RankCluster[] Cluster { get; set; } = [];
+
+    [Parameter]
+    public LoraMergeMethod Method { get; set; } = LoraMergeMethod.Lego;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [ValidateNotNullOrEmpty]
+    public double[]? Weight { get; set; }
+
+    /// <summary>The merged rank: k for Lego, svd_rank for the SVD methods.</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    [Alias("K")]
+    public int? Rank { get; set; }
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [ValidateRange(0.0, 1.0)]
+    public double? Density { get; set; }
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    public MajoritySign? MajoritySign { get; set; }
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [ValidateRange(0.0, 1.0)]
+    public double? Clamp { get; set; }
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    public long? Seed { get; set; }
+
+    [Parameter]
+    public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    public SwitchParameter DenseSvd { get; set; }
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [ValidateRange(1, int.MaxValue)]
+    public int Restarts { get; set; } = new KMeansOptions().Restarts;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [ValidateRange(1, int.MaxValue)]
+    public int MaxIterations { get; set; } = new KMeansOptions().MaxIterations;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [ValidateRange(0.0, double.MaxValue)]
+    public double Tolerance { get; set; } = new KMeansOptions().Tolerance;
+
+    [Parameter]
+    public SwitchParameter ParameterReweight { get; set; } = true;
+
+    [Parameter]
+    public SwitchParameter OutputReweight { get; set; } = true;
+
+    [Parameter]
+    public LegoTarget Target { get; set; } = LegoTarget.Mean;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    public UnitNorm Norm { get; set; } = UnitNorm.LInfinity;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    public ClusteringSpace Space { get; set; } = ClusteringSpace.Normalized;
+
+    [Parameter(ParameterSetName = AdapterSet)]
+    [SupportsWildcards]
+    public string? Module { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName == ClusterSet)
+            _clusters.AddRange(Cluster);
+        else
+            _adapters.AddRange(Adapter);
+    }
+
+    protected override void EndProcessing()
+    {
+        try
+        {
+            var merged = ParameterSetName == ClusterSet ? MergeClusters() : MergeAdapters();
+            WriteVerbose($"{merged.Name}: {merged.ModuleCount} modules, {merged.ParameterCount} parameters");
+            WriteObject(merged);
+        }
+        catch (LoraException e)
+        {
+            ThrowLoraError(e);
+        }
+        catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+        {
+            // Ctrl+C: PowerShell is already stopping the pipeline; nothing was written.
+        }
+        finally
+        {
+            WriteProgress(new ProgressRecord(1, "Merge-Lora", "done") { RecordType = ProgressRecordType.Completed });
+        }
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    private LoraAdapter MergeAdapters()
+    {
+        if (_adapters.Count == 0)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, "no adapters to merge");
+        if (Weight is not null && Weight.Length != _adapters.Count)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null,
+                $"-Weight has {Weight.Length} values for {_adapters.Count} adapters ({string.Join(", ", _adapters.Select(a => a.Name))}); give one per adapter, in pipeline order");
+        var inputs = _adapters.Select((a, i) => new MergeInput(a, Weight?[i] ?? 1.0)).ToList();
+        WriteVerbose($"Merging {string.Join(", ", inputs.Select(i => $"{i.Adapter.Name} (weight {i.Weight})"))} with {Method}");
+        if (Method == LoraMergeMethod.Lego)
+        {
+            RefuseStandardOnly();
+            return LegoMerge.Merge(inputs, LegoOptionsFromParameters(), Name ?? "lego", WriteVerbose, ReportProgress, _cancel.Token);
+        }
+        RefuseLegoOnly();
+        return StandardMerge.Merge(inputs, Method.ToStandard(), new MergeOptions
+        {
+            Name = Name ?? "merged",
+            Rank = Rank,
+            Density = Density,
+            MajoritySign = MajoritySign,
+            Clamp = Clamp,
+            Seed = Seed,
+            Device = Device,
+            DenseSvd = DenseSvd,
+            Verbose = WriteVerbose,
+            Progress = ReportProgress,
+            CancellationToken = _cancel.Token,
+        });
+    }
+
+    private LoraAdapter MergeClusters()
+    {
+        if (Method != LoraMergeMethod.Lego)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, $"clustered modules are merged by LoRA-LEGO; -Method {Method} takes adapters");
+        if (Rank is not null)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, "the clusters already fix each module's rank; set -K on Invoke-RankCluster");
+        var options = new LegoOptions { ParameterReweight = ParameterReweight, OutputReweight = OutputReweight, Target = Target };
+        return LegoMerge.Merge(_clusters, AdapterConfig.Bare(), options, Name ?? "lego", WriteVerbose, ReportProgress, _cancel.Token);
+    }
+
+    private LegoOptions LegoOptionsFromParameters() => new()
+    {
+        Clustering = new RankClusterOptions
+        {
+            K = Rank,
+            KMeans = new KMeansOptions { Restarts = Restarts, MaxIterations = MaxIterations, Tolerance = Tolerance, Seed = unchecked((ulong)(Seed ?? 0)) },
+            Space = Space,
+            Norm = Norm,
+            Device = Device,
+        },
+        ParameterReweight = ParameterReweight,
+        OutputReweight = OutputReweight,
+        Target = Target,
+        ModuleFilter = Module,
+    };
+
+    private void RefuseLegoOnly()
+    {
+        foreach (var name in LegoOnly.Where(MyInvocation.BoundParameters.ContainsKey))
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, $"-{name} applies to -Method Lego only, not {Method}");
+    }
+
+    private void RefuseStandardOnly()
+    {
+        foreach (var name in new[] { nameof(Density), nameof(MajoritySign), nameof(Clamp), nameof(DenseSvd) }.Where(MyInvocation.BoundParameters.ContainsKey))
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, $"-{name} applies to the PEFT methods, not Lego");
+    }
+
+    private void ReportProgress(MergeProgress p) =>
+        WriteProgress(new ProgressRecord(1, $"Merge-Lora ({Method})", $"module {p.ModuleIndex + 1} of {p.ModuleCount}: {p.ModuleKey}")
+        {
+            PercentComplete = p.ModuleCount == 0 ? 100 : p.ModuleIndex * 100 / p.ModuleCount,
+        });
+}

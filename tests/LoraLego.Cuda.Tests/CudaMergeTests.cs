@@ -1,0 +1,50 @@
+using LoraLego.Core.Compute;
+using LoraLego.Core.Merging;
+using LoraLego.Core.Tests.Merging;
+
+namespace LoraLego.Cuda.Tests;
+
+public class CudaMergeTests
+{
+    [Theory]
+    [InlineData("svd_abc")]
+    [InlineData("ties_svd_abc")]
+    [InlineData("cat_abc")]
+    [InlineData("linear_ab")]
+    [InlineData("ties_ab")]
+    [InlineData("magprune_svd_abc")]
+    public void Merges_on_cuda_reproduce_peft(string name)
+    {
+        Cuda.Require();
+        var call = MergeFixtures.Get(name);
+        var merged = StandardMerge.Merge(call.Inputs(), call.Method, new MergeOptions
+        {
+            Name = name, Density = call.Density, Rank = call.SvdRank, MajoritySign = call.MajoritySign, Device = ComputeDevice.Cuda,
+        });
+        double worst = MergeFixtures.WorstError(merged, MergeFixtures.IntendedDeltas(name));
+        Assert.True(worst < 1e-5, $"{name} on CUDA: worst relative error {worst}");
+    }
+
+    [Fact]
+    public void Lego_on_cuda_equals_lego_on_the_cpu_for_a_seed()
+    {
+        Cuda.Require();
+        var inputs = new[] { "a", "b", "c" }.Select(n => new MergeInput(MergeFixtures.Adapter(n))).ToList();
+        LegoOptions On(ComputeDevice d) => new() { Clustering = new() { K = 8, Device = d, KMeans = new() { Seed = 7 } } };
+        var gpu = LegoMerge.Merge(inputs, On(ComputeDevice.Cuda));
+        var cpu = LegoMerge.Merge(inputs, On(ComputeDevice.Cpu));
+        double worst = MergeFixtures.WorstError(gpu, MergeFixtures.Deltas(cpu));
+        Assert.True(worst < 1e-4, $"worst relative difference {worst}");
+    }
+
+    [Fact]
+    public void Dare_on_cuda_keeps_the_density_and_repeats_for_a_seed()
+    {
+        Cuda.Require();
+        var inputs = new[] { "a", "b" }.Select(n => new MergeInput(MergeFixtures.Adapter(n))).ToList();
+        var options = new MergeOptions { Density = 0.5, Seed = 11, Device = ComputeDevice.Cuda };
+        var first = StandardMerge.Merge(inputs, MergeMethod.DareLinearSvd, options);
+        var second = StandardMerge.Merge(inputs, MergeMethod.DareLinearSvd, options);
+        Assert.Equal(0, MergeFixtures.WorstError(first, MergeFixtures.Deltas(second)));
+    }
+}
