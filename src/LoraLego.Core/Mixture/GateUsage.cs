@@ -16,6 +16,8 @@ public sealed record GateUsage(string Gate, IReadOnlyList<string> Experts, IRead
         return Means[index];
     }
 
-    public override string ToString() =>
-        $"{Gate}: {string.Join(", ", Experts.Select((e, i) => $"{e} {Means[i]:F3}"))}";
+    /// <summary>Each expert's name and mean, e.g. "a 0.612  b 0.388".</summary>
+    public string Summary => string.Join("  ", Experts.Select((e, i) => $"{e} {Means[i]:F3}"));
+
+    public override string ToString() => $"{Gate}: {Summary}";
 }
