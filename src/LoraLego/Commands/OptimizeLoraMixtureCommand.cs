@@ -67,7 +67,7 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
                 WriteObject(Mixture);
             });
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
             // Ctrl+C: the gates keep their previous values; PowerShell reports the stop itself.
         }
