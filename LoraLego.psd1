@@ -10,7 +10,8 @@
     CmdletsToExport   = @(
         'Import-Lora', 'Export-Lora',
         'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',
-        'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel'
+        'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
+        'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'
     )
     FunctionsToExport = @()
     AliasesToExport   = @()

@@ -7,7 +7,8 @@ namespace LoraLego.Module.Tests;
 public class ModuleManifestTests(PowerShellSession ps)
 {
     private static readonly string[] Cmdlets = ["Import-Lora", "Export-Lora", "Split-Msu", "Join-Msu", "Invoke-RankCluster", "Merge-Lora",
-        "Import-BaseModel", "Mount-Lora", "Dismount-Lora", "Invoke-BaseModel", "Measure-LoraModel"];
+        "Import-BaseModel", "Mount-Lora", "Dismount-Lora", "Invoke-BaseModel", "Measure-LoraModel",
+        "New-LoraMixture", "Optimize-LoraMixture", "Set-LoraMixture", "Export-LoraMixture", "Import-LoraMixture", "Get-LoraMixtureGate"];
 
     [Fact]
     public void Manifest_is_valid_and_exports_the_cmdlets()

@@ -35,9 +35,7 @@ public static class AtomicFile
     public static void CreateDirectory(string path, Action<string> fill)
     {
         path = Path.GetFullPath(path.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-        string parent = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        string temp = TempSibling(path);
         Directory.CreateDirectory(temp);
         try
         {
@@ -49,5 +47,32 @@ public static class AtomicFile
             if (Directory.Exists(temp))
                 Directory.Delete(temp, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// Like <see cref="CreateDirectory"/>, but an existing folder is replaced whole: the new one is
+    /// filled completely before the old one is moved aside and deleted, so files the new contents
+    /// lack do not linger, and a failed fill leaves the old folder untouched.
+    /// </summary>
+    public static void ReplaceDirectory(string path, Action<string> fill)
+    {
+        path = Path.GetFullPath(path.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
+        if (!Directory.Exists(path))
+        {
+            CreateDirectory(path, fill);
+            return;
+        }
+        string fresh = TempSibling(path), old = TempSibling(path);
+        CreateDirectory(fresh, fill);
+        Directory.Move(path, old);
+        Directory.Move(fresh, path);
+        Directory.Delete(old, recursive: true);
+    }
+
+    private static string TempSibling(string path)
+    {
+        string parent = Path.GetDirectoryName(path)!;
+        Directory.CreateDirectory(parent);
+        return Path.Combine(parent, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
     }
 }

@@ -224,8 +224,24 @@ public sealed class BaseModel : IDisposable
     /// </summary>
     public Tensor Forward(Tensor inputIds)
     {
-        CheckInputShape(inputIds);
         using var noGrad = no_grad();
+        return ForwardPass(inputIds);
+    }
+
+    /// <summary>
+    /// The forward pass with autograd recording, for training parameters that live outside the
+    /// model (a mixture's gates). The model's weights and its adapters' factors never require
+    /// gradients, so they stay frozen; only what a contribution adds with requires_grad learns.
+    /// </summary>
+    internal Tensor ForwardRecordingGradients(Tensor inputIds)
+    {
+        using var grad = enable_grad();
+        return ForwardPass(inputIds);
+    }
+
+    private Tensor ForwardPass(Tensor inputIds)
+    {
+        CheckInputShape(inputIds);
         using var scope = NewDisposeScope();
         long batch = inputIds.shape[0], length = inputIds.shape[1];
         var ids = inputIds.to(ScalarType.Int64, Device);

@@ -27,7 +27,8 @@ internal sealed class DecoderLayer : IDisposable
     {
         using var scope = NewDisposeScope();
         var attended = hidden.add(Attention.Forward(_inputNorm.Forward(hidden), cos, sin, mask));
-        return attended.add_(Mlp.Forward(_postAttentionNorm.Forward(attended))).MoveToOuterDisposeScope();
+        // Out of place: the norm keeps attended for its backward pass when a mixture's gates train.
+        return attended.add(Mlp.Forward(_postAttentionNorm.Forward(attended))).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

@@ -10,8 +10,9 @@ namespace LoraLego.Core.Models;
 /// each layer through <see cref="AdaptedLinear.Contribution"/>.
 /// </summary>
 /// <remarks>
-/// Called inside the model's forward pass, under no_grad and a dispose scope, so temporaries
-/// need no disposing. The layer does not own the contribution: whoever sets it disposes it.
+/// Called inside the model's forward pass, under a dispose scope, so temporaries need no
+/// disposing; under no_grad except while a mixture's gates train. The layer does not own the
+/// contribution: whoever sets it disposes it.
 /// </remarks>
 public interface ILoraContribution
 {

@@ -10,9 +10,6 @@ namespace LoraLego.Core.Models;
 /// </summary>
 public static class PerplexityEvaluator
 {
-    // cross_entropy skips targets equal to this (its default ignore_index).
-    private const long IgnoredTarget = -100;
-
     /// <summary>Scores a JSONL file of {"input_ids": [...]} rows, streamed.</summary>
     /// <param name="model">The model, adapters attached as they should be scored.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
@@ -85,25 +82,11 @@ public static class PerplexityEvaluator
             yield return batch;
     }
 
-    // Rows are right-padded to the longest; a causal model never lets a real token see the
-    // padding after it, so only the padded targets need excluding from the loss.
     private static double SummedLoss(BaseModel model, List<long[]> batch)
     {
-        int width = batch.Max(r => r.Length);
-        var ids = new long[batch.Count * width];
-        var targets = new long[batch.Count * width];
-        Array.Fill(targets, IgnoredTarget);
-        for (int r = 0; r < batch.Count; r++)
-        {
-            var row = batch[r];
-            row.CopyTo(ids, r * width);
-            Array.Copy(row, 1, targets, r * width, row.Length - 1);
-        }
+        var padded = new PaddedBatch(batch);
         using var scope = NewDisposeScope();
-        var logits = model.Forward(tensor(ids, [batch.Count, width]));
-        var targetTensor = tensor(targets, [batch.Count * width]).to(logits.device);
-        var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), targetTensor,
-            ignore_index: IgnoredTarget, reduction: nn.Reduction.Sum);
-        return loss.to(ScalarType.Float64).item<double>();
+        var logits = model.Forward(padded.Ids());
+        return padded.Loss(logits, nn.Reduction.Sum).to(ScalarType.Float64).item<double>();
     }
 }

@@ -1,0 +1,87 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Mixture;
+
+/// <summary>
+/// A gate at work inside one model: its parameters on the model's device (trainable), and the
+/// gate values of the current forward pass, which its input module computes and the gate's
+/// other modules reuse.
+/// </summary>
+internal sealed class GateRuntime : IDisposable
+{
+    private const double NormEpsilon = 1e-5;
+
+    private readonly LoraMixture _mixture;
+    private Tensor? _current;
+
+    public GateRuntime(LoraMixture mixture, MixtureGate gate, Device device, GateRecorder recorder)
+    {
+        _mixture = mixture;
+        Gate = gate;
+        Recorder = recorder;
+        Weight = new Parameter(gate.Weight.to(device, copy: true), requires_grad: true);
+        LogTemperature = new Parameter(gate.LogTemperature.to(device, copy: true), requires_grad: true);
+    }
+
+    public MixtureGate Gate { get; }
+
+    public GateRecorder Recorder { get; }
+
+    public Parameter Weight { get; }
+
+    public Parameter LogTemperature { get; }
+
+    /// <summary>
+    /// Computes this pass's gate values from the experts' outputs at the input module (null for an
+    /// expert that does not adapt it) and keeps them for the gate's other modules.
+    /// </summary>
+    /// <param name="expertOutputs">Per expert, [batch, seq, out] or null.</param>
+    /// <returns>[batch, seq, experts] float32; disabled experts get exactly 0.</returns>
+    public Tensor Evaluate(IReadOnlyList<Tensor?> expertOutputs)
+    {
+        var template = expertOutputs.First(o => o is not null)!;
+        var parts = expertOutputs.Select(o => o?.to(ScalarType.Float32) ?? zeros_like(template, ScalarType.Float32)).ToList();
+        var joined = cat(parts, -1);
+        long length = joined.shape[^2];
+        var positions = arange(1, length + 1, ScalarType.Float32, joined.device).unsqueeze(-1);
+        var runningMean = joined.cumsum(-2).div(positions);
+        var normalized = nn.functional.layer_norm(runningMean, [joined.shape[^1]], eps: NormEpsilon);
+        var logits = nn.functional.linear(normalized, Weight).div(LogTemperature.exp());
+        var disabled = tensor(_mixture.Experts.Select(e => !_mixture.IsEnabled(e.Name)).ToArray(), device: joined.device);
+        var values = logits.masked_fill(disabled, double.NegativeInfinity).softmax(-1);
+        Keep(values);
+        Recorder.Record(Gate, values);
+        return values;
+    }
+
+    /// <summary>This pass's gate values, as computed at the input module.</summary>
+    public Tensor Current(Tensor input) =>
+        _current is { } values && values.shape[..^1].SequenceEqual(input.shape[..^1])
+            ? values
+            : throw new InvalidOperationException($"gate {Gate.Key}: module reached before {Gate.InputModule} in this forward pass");
+
+    // The values outlive the dispose scope of the module that computed them: later modules of the
+    // layer run after that scope has ended.
+    private void Keep(Tensor values)
+    {
+        var kept = values.alias();
+        kept.DetachFromDisposeScope();
+        _current?.Dispose();
+        _current = kept;
+    }
+
+    /// <summary>Lets go of the last pass's values (and, while training, the graph behind them).</summary>
+    public void Release()
+    {
+        _current?.Dispose();
+        _current = null;
+    }
+
+    public void Dispose()
+    {
+        Release();
+        Weight.Dispose();
+        LogTemperature.Dispose();
+    }
+}

@@ -1,0 +1,67 @@
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Mixture;
+
+/// <summary>
+/// One gate of a <see cref="LoraMixture"/>: from the experts' outputs at its input module it
+/// computes, for every token, one weight per expert, and those weights mix the experts at every
+/// module it governs. Holds its learned parameters on the CPU in float32.
+/// </summary>
+/// <remarks>
+/// The gate, per token t of a row: e_t = the experts' outputs at the input module, concatenated
+/// (N x out_features); p_t = the mean of e_1..e_t (a causal running mean over the row, so a gate
+/// value never depends on later tokens, which would leak the next-token targets into training,
+/// and works for any length); z_t = layer_norm(p_t) without affine terms;
+/// g_t = softmax(W z_t / tau) over the enabled experts, with tau = exp(log_temperature) learned.
+/// W starts at zero, so an untrained gate is uniform.
+/// </remarks>
+public sealed class MixtureGate : IDisposable
+{
+    internal MixtureGate(string key, string inputModule, IReadOnlyList<string> modules, int expertCount, long inputWidth, double temperature)
+    {
+        Key = key;
+        InputModule = inputModule;
+        Modules = modules;
+        Weight = zeros(expertCount, inputWidth, ScalarType.Float32);
+        LogTemperature = tensor(new[] { (float)Math.Log(temperature) }, [1]);
+        Weight.DetachFromDisposeScope();
+        LogTemperature.DetachFromDisposeScope();
+    }
+
+    /// <summary>model.layers.N for a layer gate, the module's path for a module gate.</summary>
+    public string Key { get; }
+
+    /// <summary>The module whose experts' outputs the gate reads: the first of <see cref="Modules"/> a forward pass reaches.</summary>
+    public string InputModule { get; }
+
+    /// <summary>The modules whose experts this gate's values mix, in forward order.</summary>
+    public IReadOnlyList<string> Modules { get; }
+
+    /// <summary>Columns of the projection: expert count times the input module's output width.</summary>
+    public long InputWidth => Weight.shape[1];
+
+    /// <summary>The learned softmax temperature.</summary>
+    public double Temperature => Math.Exp(LogTemperature.item<float>());
+
+    /// <summary>The projection W, [experts, input width], float32 on the CPU.</summary>
+    internal Tensor Weight { get; }
+
+    /// <summary>log tau, [1]: learning the logarithm keeps the temperature positive.</summary>
+    internal Tensor LogTemperature { get; }
+
+    /// <summary>Overwrites the parameters with trained or loaded values (any device, same shapes).</summary>
+    internal void SetParameters(Tensor weight, Tensor logTemperature)
+    {
+        using var noGrad = no_grad();
+        Weight.copy_(weight);
+        LogTemperature.copy_(logTemperature);
+    }
+
+    public override string ToString() => $"{Key} ({Modules.Count} modules, tau {Temperature:G4})";
+
+    public void Dispose()
+    {
+        Weight.Dispose();
+        LogTemperature.Dispose();
+    }
+}

@@ -1,0 +1,38 @@
+using System.Management.Automation;
+using LoraLego.Core.Mixture;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsData.Export, "LoraMixture", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(LoraMixture))]
+public sealed class ExportLoraMixtureCommand : LoraCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public LoraMixture Mixture { get; set; } = null!;
+
+    /// <summary>The mixture folder to write.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        Guard(folder, () =>
+        {
+            if (!ShouldProcess(folder, $"Export LoRA mixture '{Mixture.Name}' ({Mixture.Experts.Count} experts, {Mixture.Gates.Count} gates)"))
+                return;
+            WriteVerbose($"Writing {Mixture.Name} to {folder}: experts {string.Join(", ", Mixture.ExpertNames)}, {Mixture.GateParameterCount} gate parameters");
+            MixtureFolder.Save(Mixture, folder, Force);
+            if (PassThru)
+                WriteObject(MixtureFolder.Load(folder));
+        });
+    }
+}

@@ -1,0 +1,43 @@
+using System.Management.Automation;
+using LoraLego.Core.Mixture;
+using LoraLego.Core.Models;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsCommon.Get, "LoraMixtureGate", DefaultParameterSetName = StoredSet)]
+[OutputType(typeof(GateUsage))]
+public sealed class GetLoraMixtureGateCommand : LoraCmdlet
+{
+    private const string StoredSet = "Stored";
+    private const string MeasuredSet = "Measured";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public LoraMixture Mixture { get; set; } = null!;
+
+    [Parameter(Mandatory = true, ParameterSetName = MeasuredSet)]
+    [ValidateNotNull]
+    public BaseModel Model { get; set; } = null!;
+
+    /// <summary>A JSONL file of {"input_ids": [...]} rows to measure the gates on.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = MeasuredSet)]
+    [ValidateNotNullOrEmpty]
+    public string Data { get; set; } = "";
+
+    [Parameter(ParameterSetName = MeasuredSet)]
+    [ValidateRange(1, int.MaxValue)]
+    public int BatchSize { get; set; } = 8;
+
+    protected override void ProcessRecord()
+    {
+        Guard(Mixture.Name, () =>
+        {
+            var usage = ParameterSetName == MeasuredSet
+                ? GateMeter.Measure(Model, Mixture, SessionState.Path.GetUnresolvedProviderPathFromPSPath(Data), BatchSize).Gates
+                : Mixture.GateUsage();
+            if (ParameterSetName == StoredSet && Mixture.Training is null)
+                WriteVerbose($"{Mixture.Name} is untrained: its gates are uniform whatever the input");
+            WriteObject(usage, enumerateCollection: true);
+        });
+    }
+}

@@ -1,0 +1,84 @@
+using System.Management.Automation;
+using LoraLego.Core.Compute;
+using LoraLego.Core.Mixture;
+using LoraLego.Core.Models;
+
+namespace LoraLego.Commands;
+
+[Cmdlet(VerbsCommon.Optimize, "LoraMixture")]
+[OutputType(typeof(LoraMixture))]
+public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
+{
+    private readonly CancellationTokenSource _stop = new();
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public LoraMixture Mixture { get; set; } = null!;
+
+    [Parameter(Mandatory = true)]
+    [ValidateNotNull]
+    public BaseModel Model { get; set; } = null!;
+
+    /// <summary>A JSONL file of {"input_ids": [...]} rows.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    public string Data { get; set; } = "";
+
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int Epochs { get; set; } = 1;
+
+    [Parameter]
+    public double LearningRate { get; set; } = 1e-3;
+
+    [Parameter]
+    public double BalanceWeight { get; set; } = 0.5;
+
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int BatchSize { get; set; } = 8;
+
+    [Parameter]
+    public int Seed { get; set; }
+
+    [Parameter]
+    public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
+
+    protected override void ProcessRecord()
+    {
+        string data = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Data);
+        var options = new GateTrainingOptions
+        {
+            Epochs = Epochs, LearningRate = LearningRate, BalanceWeight = BalanceWeight, BatchSize = BatchSize, Seed = Seed, Device = Device,
+        };
+        var record = new ProgressRecord(1, $"Training the gates of {Mixture.Name}", "starting");
+        try
+        {
+            Guard(Mixture.Name, () =>
+            {
+                GateTrainer.Train(Model, Mixture, data, options, p =>
+                {
+                    record.StatusDescription = $"epoch {p.Epoch}/{p.Epochs}, step {p.Step}/{p.TotalSteps}, loss {p.Loss:F4} (task {p.TaskLoss:F4}, balance {p.BalanceLoss:F4})";
+                    record.PercentComplete = (int)(100L * p.Step / p.TotalSteps);
+                    WriteProgress(record);
+                    if (p.EpochLoss is { } epochLoss)
+                        WriteVerbose($"epoch {p.Epoch}/{p.Epochs}: mean loss {epochLoss:F4} ({p.Tokens} tokens, {p.Elapsed.TotalSeconds:F1} s)");
+                }, _stop.Token);
+                WriteObject(Mixture);
+            });
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Ctrl+C: the gates keep their previous values; PowerShell reports the stop itself.
+        }
+        finally
+        {
+            record.RecordType = ProgressRecordType.Completed;
+            WriteProgress(record);
+        }
+    }
+
+    protected override void StopProcessing() => _stop.Cancel();
+
+    protected override void EndProcessing() => _stop.Dispose();
+}

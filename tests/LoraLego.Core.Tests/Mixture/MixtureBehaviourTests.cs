@@ -1,0 +1,217 @@
+using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
+using LoraLego.Core.Mixture;
+using LoraLego.Core.Models;
+using LoraLego.Core.Tests.Models;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Tests.Mixture;
+
+/// <summary>Exact properties of a mixture: one expert, masking, the balance loss, saving, determinism, errors.</summary>
+public sealed class MixtureBehaviourTests : IDisposable
+{
+    private readonly BaseModel _model = BaseModel.Load(GoldenLogits.BaseModelFolder, new BaseModelOptions { Device = ComputeDevice.Cpu });
+    private readonly string _scratch = Directory.CreateTempSubdirectory("loralego-mole-").FullName;
+
+    private static LoraLego.Core.Adapters.LoraAdapter Read(string name) => PeftAdapterReader.Read(Fixtures.Adapter(name));
+
+    private Tensor Logits(LoraMixture mixture)
+    {
+        using var attached = mixture.AttachTo(_model);
+        using var ids = GoldenLogits.InputIds();
+        return _model.Forward(ids);
+    }
+
+    private Tensor LogitsWithAdapters(params (string Name, double Weight)[] adapters)
+    {
+        foreach (var (name, weight) in adapters)
+            _model.Attach(Read(name), weight);
+        try
+        {
+            using var ids = GoldenLogits.InputIds();
+            return _model.Forward(ids);
+        }
+        finally
+        {
+            _model.DetachAll();
+        }
+    }
+
+    // A few steps on fixed rows with a large learning rate, so the gates are far from uniform.
+    private LoraMixture Trained(params string[] experts)
+    {
+        var mixture = LoraMixture.Create(experts.Select(Read).ToList(), name: "trained");
+        var random = new Random(3);
+        var rows = Enumerable.Range(0, 8).Select(_ => Enumerable.Range(0, 12).Select(_ => (long)random.Next(256)).ToArray()).ToList();
+        GateTrainer.Train(_model, mixture, rows, new GateTrainingOptions { Epochs = 3, LearningRate = 0.5, BatchSize = 4 });
+        return mixture;
+    }
+
+    [Theory]
+    [InlineData(MixtureGranularity.Layer)]
+    [InlineData(MixtureGranularity.Module)]
+    public void A_mixture_of_one_expert_is_that_adapter(MixtureGranularity granularity)
+    {
+        using var mixture = LoraMixture.Create([Read("a")], granularity);
+        using var logits = Logits(mixture);
+        using var expected = GoldenLogits.Expected("adapter/a");
+        Assert.True(GoldenLogits.MaxAbsError(logits, expected) < GoldenLogits.Tolerance);
+        Assert.Equal(granularity == MixtureGranularity.Layer ? 2 : 14, mixture.Gates.Count);
+    }
+
+    [Fact]
+    public void Disabling_the_other_expert_of_a_trained_pair_gives_the_remaining_adapter_and_enabling_restores_the_mixture()
+    {
+        using var mixture = Trained("a", "b");
+        using var before = Logits(mixture);
+        using var adapterA = LogitsWithAdapters(("a", 1.0));
+        Assert.True(GoldenLogits.MaxAbsError(before, adapterA) > 1e-3, "the trained mixture should differ from a alone");
+        mixture.Disable("b");
+        using var disabled = Logits(mixture);
+        Assert.Equal(0, GoldenLogits.MaxAbsError(disabled, adapterA));
+        mixture.Enable("b");
+        using var after = Logits(mixture);
+        Assert.Equal(0, GoldenLogits.MaxAbsError(after, before));
+    }
+
+    [Fact]
+    public void Disabling_an_expert_of_untrained_gates_equals_the_mixture_of_the_rest()
+    {
+        using var three = LoraMixture.Create([Read("a"), Read("b"), Read("c")]);
+        three.Disable("c");
+        using var two = LoraMixture.Create([Read("a"), Read("b")]);
+        using var masked = Logits(three);
+        using var pair = Logits(two);
+        using var halves = LogitsWithAdapters(("a", 0.5), ("b", 0.5));
+        Assert.True(GoldenLogits.MaxAbsError(masked, pair) < 1e-5);
+        Assert.True(GoldenLogits.MaxAbsError(masked, halves) < 1e-5);
+        Assert.Equal(["a", "b"], three.EnabledExperts);
+    }
+
+    [Fact]
+    public void Masked_gate_values_are_the_others_renormalised()
+    {
+        using var mixture = Trained("a", "b", "c");
+        // One token: the measured means are that token's gate values themselves.
+        long[][] token = [[42]];
+        var all = GateMeter.Measure(_model, mixture, token);
+        mixture.Disable("c");
+        var masked = GateMeter.Measure(_model, mixture, token);
+        for (int g = 0; g < mixture.Gates.Count; g++)
+        {
+            var p = all.Gates[g].Means;
+            var q = masked.Gates[g].Means;
+            Assert.True(Math.Abs(p[0] - p[1]) > 1e-3, "trained gates should not be uniform");
+            Assert.Equal(p[0] / (p[0] + p[1]), q[0], 5);
+            Assert.Equal(p[1] / (p[0] + p[1]), q[1], 5);
+            Assert.Equal(0, q[2]);
+        }
+    }
+
+    [Fact]
+    public void The_balance_loss_is_minus_the_log_of_the_product_of_mean_gate_values_and_has_a_gradient()
+    {
+        // Two gates over a batch of one row of two tokens, three experts.
+        using var first = tensor(new float[] { 0.7f, 0.2f, 0.1f, 0.5f, 0.3f, 0.2f }, [1, 2, 3]).requires_grad_(true);
+        using var second = tensor(new float[] { 0.1f, 0.1f, 0.8f, 0.6f, 0.2f, 0.2f }, [1, 2, 3]).requires_grad_(true);
+        double[] q = [(0.7 + 0.5 + 0.1 + 0.6) / 4, (0.2 + 0.3 + 0.1 + 0.2) / 4, (0.1 + 0.2 + 0.8 + 0.2) / 4];
+        using var loss = BalanceLoss.Compute([first, second]);
+        Assert.Equal(-Math.Log(q[0] * q[1] * q[2]), loss.item<float>(), 5);
+        loss.backward();
+        // d/dg_i of -sum log q_i is -1 / (count * q_i) at every token.
+        using var grad = first.grad!;
+        Assert.Equal(-1 / (4 * q[1]), grad[0, 1, 1].item<float>(), 5);
+
+        using var mask = tensor(new float[] { 1, 0 }, [1, 2]);
+        using var masked = BalanceLoss.Compute([first, second], mask, [true, true, false]);
+        Assert.Equal(-Math.Log((0.7 + 0.1) / 2 * ((0.2 + 0.1) / 2)), masked.item<float>(), 5);
+    }
+
+    [Fact]
+    public void The_balance_term_moves_the_gates()
+    {
+        var random = new Random(9);
+        var rows = Enumerable.Range(0, 4).Select(_ => Enumerable.Range(0, 10).Select(_ => (long)random.Next(256)).ToArray()).ToList();
+        using var taskOnly = Trained("a", "b");
+        using var balanced = Trained("a", "b");
+        GateTrainer.Train(_model, taskOnly, rows, new GateTrainingOptions { LearningRate = 0.1, BalanceWeight = 0, BatchSize = 4 });
+        GateTrainer.Train(_model, balanced, rows, new GateTrainingOptions { LearningRate = 0.1, BalanceWeight = 10, BatchSize = 4 });
+        using var withoutBalance = Logits(taskOnly);
+        using var withBalance = Logits(balanced);
+        Assert.True(GoldenLogits.MaxAbsError(withoutBalance, withBalance) > 0, "the balance term carried no gradient");
+    }
+
+    [Fact]
+    public void Export_then_import_gives_identical_logits_masks_and_training()
+    {
+        using var mixture = Trained("a", "b", "c");
+        mixture.Disable("b");
+        string folder = Path.Combine(_scratch, "mix");
+        MixtureFolder.Save(mixture, folder);
+        using var loaded = MixtureFolder.Load(folder);
+        using var original = Logits(mixture);
+        using var reloaded = Logits(loaded);
+        Assert.Equal(0, GoldenLogits.MaxAbsError(reloaded, original));
+        Assert.Equal(["b"], loaded.DisabledExperts);
+        Assert.Equal(mixture.LossHistory, loaded.LossHistory);
+        Assert.Equal(mixture.Training!.GateUsage.Select(g => g.ToString()), loaded.Training!.GateUsage.Select(g => g.ToString()));
+        Assert.Equal(folder, loaded.Path);
+
+        var e = Assert.Throws<LoraException>(() => MixtureFolder.Save(mixture, folder));
+        Assert.Equal(LoraErrorKind.AlreadyExists, e.Kind);
+        using var untrained = LoraMixture.Create([Read("a")]);
+        MixtureFolder.Save(untrained, folder, overwrite: true);
+        Assert.False(Directory.Exists(Path.Combine(folder, MixtureFolder.ExpertsFolderName, "b")), "replacing a mixture leaves no stale experts");
+    }
+
+    [Fact]
+    public void The_same_seed_trains_the_same_gates()
+    {
+        using var first = Trained("a", "b");
+        using var second = Trained("a", "b");
+        Assert.Equal(first.LossHistory, second.LossHistory);
+        using var l1 = Logits(first);
+        using var l2 = Logits(second);
+        Assert.Equal(0, GoldenLogits.MaxAbsError(l1, l2));
+    }
+
+    [Fact]
+    public void Mistakes_are_reported_with_their_kind_and_name()
+    {
+        var a = Read("a");
+        Assert.Equal(LoraErrorKind.AlreadyExists, Assert.Throws<LoraException>(() => LoraMixture.Create([a, a])).Kind);
+        Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => LoraMixture.Create([a], temperature: 0)).Kind);
+        using var mixture = LoraMixture.Create([a, Read("b")]);
+        var unknown = Assert.Throws<LoraException>(() => mixture.Disable("zzz"));
+        Assert.Equal((LoraErrorKind.NotFound, "zzz"), (unknown.Kind, unknown.Target));
+        Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => mixture.Disable("a", "b")).Kind);
+        _model.Attach(Read("c"));
+        Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => mixture.AttachTo(_model)).Kind);
+        _model.DetachAll();
+        Assert.Equal(LoraErrorKind.NotFound, Assert.Throws<LoraException>(() => MixtureFolder.Load(Path.Combine(_scratch, "none"))).Kind);
+        Assert.Equal(LoraErrorKind.NotFound, Assert.Throws<LoraException>(() => MixtureFolder.Load(Fixtures.Adapter("a"))).Kind);
+    }
+
+    [Fact]
+    public void The_training_speed_measure_leaves_the_gates_alone()
+    {
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")]);
+        var speed = GateTrainingBenchmark.Measure(_model, mixture, batchSize: 2, sequenceLength: 8, steps: 2);
+        Assert.True(speed.StepsPerSecond > 0 && speed.TokensPerSecond > 0);
+        Assert.All(mixture.GateUsage(), g => Assert.Equal([0.5, 0.5], g.Means));
+        Assert.Null(mixture.Training);
+    }
+
+    public void Dispose()
+    {
+        _model.Dispose();
+        try
+        {
+            Directory.Delete(_scratch, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Memory-mapped experts can still be open; the OS cleans the temp folder.
+        }
+    }
+}
