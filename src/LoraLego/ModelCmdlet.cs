@@ -1,13 +1,14 @@
 using System.Management.Automation;
 using LoraLego.Core;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Mixture;
 using LoraLego.Core.Models;
 
 namespace LoraLego;
 
 /// <summary>
-/// Cmdlets that run a base model, optionally with adapters attached just for the call: the
-/// adapters are attached unmerged before and detached after, so the model the user holds is left
+/// Cmdlets that run a base model, optionally with adapters or a mixture attached just for the
+/// call: they are attached (adapters unmerged) before and detached after, so the model the user holds is left
 /// as it was, whatever happens in between.
 /// </summary>
 public abstract class ModelCmdlet : LoraCmdlet
@@ -26,6 +27,11 @@ public abstract class ModelCmdlet : LoraCmdlet
     [ValidateNotNullOrEmpty]
     public double[]? Weight { get; set; }
 
+    /// <summary>A mixture of LoRA experts run (with its gates) for this call only.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public LoraMixture? Mixture { get; set; }
+
     protected T WithAdapters<T>(Func<T> run)
     {
         var adapters = Adapter ?? [];
@@ -40,6 +46,10 @@ public abstract class ModelCmdlet : LoraCmdlet
                 Model.Attach(adapters[i], Weight?[i] ?? 1.0);
                 attached.Add(adapters[i].Name);
             }
+            if (Mixture is null)
+                return run();
+            WriteVerbose($"Attaching mixture {Mixture.Name} ({string.Join(", ", Mixture.EnabledExperts)} enabled) for this call");
+            using var mixture = Mixture.AttachTo(Model);
             return run();
         }
         finally

@@ -97,6 +97,21 @@ public class BaseModelTests(PowerShellSession ps)
         Assert.Equal(Math.Exp((double)baseline.Properties["Loss"].Value), (double)baseline.Properties["Perplexity"].Value, 9);
     }
 
+    [Fact]
+    public void A_one_expert_mixture_measures_like_its_adapter()
+    {
+        string data = Path.Combine(Paths.Root, "examples", "data", "tiny-llama-domain-a.jsonl");
+        var result = ps.Run(Setup + """
+            $a = Import-Lora "$tiny/adapters/a"
+            (Measure-LoraModel -Model $model -Data $data -Adapter $a).Loss
+            (Measure-LoraModel -Model $model -Data $data -Mixture (New-LoraMixture -Adapter $a)).Loss
+            $model.Adapters.Count
+            """, new Dictionary<string, object?> { ["data"] = data });
+        result.AssertNoErrors();
+        Assert.Equal((double)result.Output[0].BaseObject, (double)result.Output[1].BaseObject, 6);
+        Assert.Equal(0, result.Output[2].BaseObject);
+    }
+
     private static double ExpectedLoss(float[] logits)
     {
         var ids = InputIds();

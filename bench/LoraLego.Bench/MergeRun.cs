@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using System.Text.Json;
+using LoraLego.Core.Adapters;
+using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
+using LoraLego.Core.Merging;
+
+namespace LoraLego.Bench;
+
+/// <summary>One merge timed end to end (import, merge, export), as a user's pipeline runs it.</summary>
+public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes);
+
+public static class MergeRun
+{
+    public static readonly string[] Methods = ["Lego", "Cat", "Linear", "Svd", "Ties", "TiesSvd"];
+
+    public static MergeRunResult Run(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device)
+    {
+        var sw = Stopwatch.StartNew();
+        var inputs = adapterDirs.Select(d => new MergeInput(PeftAdapterReader.Read(d))).ToList();
+        LoraAdapter merged = method switch
+        {
+            "Lego" => LegoMerge.Merge(inputs, new LegoOptions { Clustering = new() { K = 16, Device = device } }),
+            _ => StandardMerge.Merge(inputs, Enum.Parse<MergeMethod>(method), new MergeOptions
+            {
+                Rank = method.Contains("Svd") ? 16 : null,
+                Density = method.StartsWith("Ties") ? 0.5 : null,
+                Device = device,
+            }),
+        };
+        PeftAdapterWriter.Write(merged, output, inputs[0].Adapter.DType);
+        double seconds = sw.Elapsed.TotalSeconds;
+        long inputBytes = adapterDirs.Sum(d => new FileInfo(Path.Combine(d, PeftAdapterReader.ModelFileName)).Length);
+        long outputBytes = new FileInfo(Path.Combine(output, PeftAdapterReader.ModelFileName)).Length;
+        return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes);
+    }
+
+    /// <summary>Runs <see cref="Run"/> in a child process, so each method's peak memory is its own.</summary>
+    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+            start.ArgumentList.Add(typeof(MergeRun).Assembly.Location);
+        foreach (var a in new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs))
+            start.ArgumentList.Add(a);
+        using var child = Process.Start(start)!;
+        string text = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        if (child.ExitCode != 0)
+            throw new InvalidOperationException($"{method} failed (exit {child.ExitCode}): {text}");
+        return JsonSerializer.Deserialize<MergeRunResult>(text.Trim().Split('\n')[^1])!;
+    }
+}

@@ -1,0 +1,160 @@
+using System.Text.Json;
+using LoraLego.Bench;
+using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
+using LoraLego.Core.Models;
+using LoraLego.Core.Mixture;
+using TorchSharp;
+
+// LoraLego's benchmark harness. `all` generates seeded synthetic adapters (not committed), times
+// each merge end to end in its own process, measures the I/O floor in the same run and prints a
+// markdown table for docs/benchmarks.md.
+var options = Options.Parse(args.Skip(1).ToArray());
+torch.set_num_threads(Environment.ProcessorCount);
+switch (args.FirstOrDefault())
+{
+    case "merge-once":
+        {
+            var result = MergeRun.Run(args[1], args.Skip(4).ToArray(), args[2], Enum.Parse<ComputeDevice>(args[3]));
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return 0;
+        }
+    case "all":
+        RunAll(options);
+        return 0;
+    case "svd-module":
+        PrintSvd(options.Device);
+        return 0;
+    case "memory":
+        RunMemory(options);
+        return 0;
+    case "forward":
+        RunForward(options);
+        return 0;
+    case "mole":
+        RunMole(options);
+        return 0;
+    default:
+        Console.WriteLine("""
+            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...]
+                   loralego-bench svd-module [--device Cpu|Cuda]
+                   loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
+                   loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
+                   loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
+            """);
+        return 2;
+}
+
+static void RunAll(Options o)
+{
+    var shape = ModelShape.Parse(o.Shape);
+    string data = Path.GetFullPath(o.Data);
+    Console.WriteLine($"# {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd}, shape {shape.Name}, {o.Adapters} adapters r{o.Rank} {o.DType}, device {o.Device}");
+    var dirs = SyntheticAdapters.Generate(data, shape, o.Adapters, o.Rank, o.DType, seed: 1);
+    var files = dirs.Select(d => Path.Combine(d, PeftAdapterReader.ModelFileName)).ToList();
+    Console.WriteLine("| method | device | seconds | I/O floor (s) | ratio | peak RSS (MiB) | input MiB | output MiB |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+    foreach (var method in o.Methods)
+    {
+        string output = Path.Combine(data, "out-" + method);
+        var r = MergeRun.RunIsolated(method, dirs, output, o.Device);
+        double floor = IoFloor.Seconds(files, r.OutputBytes, data);
+        Console.WriteLine($"| {r.Method} | {r.Device} | {r.Seconds:F2} | {floor:F2} | {r.Seconds / floor:F1} | {r.PeakBytes >> 20} | {r.InputBytes >> 20} | {r.OutputBytes >> 20} |");
+        Directory.Delete(output, recursive: true);
+    }
+    PrintSvd(o.Device);
+}
+
+static void PrintSvd(ComputeDevice device)
+{
+    var s = SvdModuleComparison.Run(11008, 4096, 8, 16, device);
+    Console.WriteLine();
+    Console.WriteLine($"Svd merge of one {s.Out} x {s.In} module, {s.Adapters} adapters r{s.Rank} -> r{s.Rank}, {device}: " +
+        $"factored {s.FactoredSeconds * 1000:F1} ms, dense {s.DenseSeconds * 1000:F0} ms, speed-up {s.DenseSeconds / s.FactoredSeconds:F0}x, relative difference {s.RelativeDifference:E1}");
+}
+
+static void RunMemory(Options o)
+{
+    var shape = ModelShape.Parse(o.Shape == "7b" ? "70b" : o.Shape);
+    string data = Directory.CreateTempSubdirectory("loralego-bench-").FullName;
+    try
+    {
+        var dirs = SyntheticAdapters.Generate(data, shape, o.Adapters, o.Rank, o.DType, seed: 7);
+        Console.WriteLine($"# {shape.Name}: {o.Adapters} adapters r{o.Rank} {o.DType}, generated in {data} and deleted afterwards");
+        Console.WriteLine("| method | seconds | peak RSS (MiB) | input MiB | output MiB |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var method in o.Methods)
+        {
+            var r = MergeRun.RunIsolated(method, dirs, Path.Combine(data, "out-" + method), o.Device);
+            Console.WriteLine($"| {r.Method} | {r.Seconds:F1} | {r.PeakBytes >> 20} | {r.InputBytes >> 20} | {r.OutputBytes >> 20} |");
+        }
+    }
+    finally
+    {
+        Directory.Delete(data, recursive: true);
+    }
+}
+
+static void RunForward(Options o)
+{
+    string fixture = Path.Combine(FindRepoRoot(), "tests", "fixtures", "peft-tiny-llama", "base");
+    string oneB = SyntheticModel.Write(Path.Combine(Path.GetFullPath(o.Data), "llama-1b-bf16"), SyntheticModel.Llama1B, SafetensorsDType.BF16);
+    Console.WriteLine("| model | dtype | device | batch x sequence | tokens/s |");
+    Console.WriteLine("|---|---|---|---|---:|");
+    foreach (var (name, path, dtype, batch, seq, iterations) in new[]
+    {
+        ("tiny fixture Llama", fixture, ModelDType.Float32, 2, 16, 50),
+        ("synthetic Llama-1B", oneB, ModelDType.BFloat16, 1, 128, 5),
+        ("synthetic Llama-1B", oneB, ModelDType.Float32, 1, 128, 5),
+        ("synthetic Llama-1B", oneB, ModelDType.BFloat16, 8, 512, 3),
+    })
+    {
+        using var model = BaseModel.Load(path, new BaseModelOptions { DType = dtype, Device = o.Device });
+        var r = ForwardBenchmark.Measure(model, batch, seq, iterations);
+        Console.WriteLine($"| {name} | {dtype} | {model.Device.type} | {batch} x {seq} | {r.TokensPerSecond:F0} |");
+    }
+}
+
+static void RunMole(Options o)
+{
+    string tiny = Path.Combine(FindRepoRoot(), "tests", "fixtures", "peft-tiny-llama");
+    string data = Path.GetFullPath(o.Data);
+    string oneB = SyntheticModel.Write(Path.Combine(data, "llama-1b-bf16"), SyntheticModel.Llama1B, SafetensorsDType.BF16);
+    var oneBExperts = SyntheticAdapters.Generate(data, ModelShape.Llama1B, 2, 16, SafetensorsDType.BF16, seed: 21);
+    Console.WriteLine("| model | experts | dtype | device | batch x sequence | steps/s | tokens/s |");
+    Console.WriteLine("|---|---|---|---|---|---:|---:|");
+    foreach (var (name, path, experts, dtype, batch, seq, steps) in new[]
+    {
+        ("tiny fixture Llama", Path.Combine(tiny, "base"), new[] { Path.Combine(tiny, "adapters", "a"), Path.Combine(tiny, "adapters", "b") }, ModelDType.Float32, 8, 24, 20),
+        ("synthetic Llama-1B", oneB, oneBExperts.ToArray(), ModelDType.BFloat16, 4, 128, 3),
+    })
+    {
+        using var model = BaseModel.Load(path, new BaseModelOptions { DType = dtype, Device = o.Device });
+        var mixture = LoraMixture.Create(experts.Select(e => PeftAdapterReader.Read(e)).ToList());
+        var r = GateTrainingBenchmark.Measure(model, mixture, batch, seq, steps);
+        Console.WriteLine($"| {name} | {experts.Length} x r{mixture.Experts[0].Rank} | {dtype} | {model.Device.type} | {batch} x {seq} | {r.StepsPerSecond:F2} | {r.TokensPerSecond:F0} |");
+    }
+}
+
+static string FindRepoRoot()
+{
+    var dir = new DirectoryInfo(AppContext.BaseDirectory);
+    while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "LoraLego.psd1")))
+        dir = dir.Parent;
+    return dir?.FullName ?? throw new InvalidOperationException("run the benchmark from inside the repository");
+}
+
+internal sealed record Options(string Shape, int Adapters, int Rank, SafetensorsDType DType, ComputeDevice Device, string Data, string[] Methods)
+{
+    public static Options Parse(string[] args)
+    {
+        string Get(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, "--" + name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+        return new Options(Get("shape", "7b"), int.Parse(Get("adapters", "8")), int.Parse(Get("rank", "16")),
+            Enum.Parse<SafetensorsDType>(Get("dtype", "F16")), Enum.Parse<ComputeDevice>(Get("device", "Cpu"), ignoreCase: true),
+            Get("data", "bench/out/data"), Get("methods", string.Join(",", MergeRun.Methods)).Split(','));
+    }
+}
