@@ -1,3 +1,4 @@
+using TorchSharp;
 using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
@@ -69,7 +70,8 @@ public sealed class LoraModule
         using var scope = NewDisposeScope();
         var a = A.LoadFloat32(device);
         var b = B.LoadFloat32(device);
-        return b.matmul(a).mul_(Scaling).MoveToOuterDisposeScope();
+        using var scaling = Scaling.ToScalar();
+        return b.matmul(a).mul_(scaling).MoveToOuterDisposeScope();
     }
 
     public override string ToString() => $"{Key} r{Rank} {OutFeatures}x{InFeatures}";

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Clustering;
@@ -21,7 +22,7 @@ public static class KMeans
             throw new LoraException(LoraErrorKind.InvalidArgument, null, $"k = {k} clusters cannot be made from {n} points");
         using var scope = NewDisposeScope();
         var x = points.to_type(ScalarType.Float64);
-        var squaredNorms = x.pow(2).sum(dim: 1L);
+        var squaredNorms = x.square().sum(dim: 1L);
         double threshold = options.Tolerance * x.var(0L, unbiased: false).mean().item<double>();
         var random = new SplitMix64(options.Seed);
         KMeansResult? best = null;
@@ -36,8 +37,13 @@ public static class KMeans
         return best!;
     }
 
+    // The Scalars are static, never finalized: TorchSharp frees a temporary Scalar in its finalizer, which can run while libtorch still reads it (TorchSharp PR #1434), and k-means calls these thousands of times per module.
+    private static readonly Scalar Zero = 0.0.ToScalar();
+    private static readonly Scalar One = 1.0.ToScalar();
+    private static readonly Scalar MinusTwo = (-2.0).ToScalar();
+
     private static Tensor SquaredDistances(Tensor x, Tensor squaredNorms, Tensor centroids) =>
-        (squaredNorms.unsqueeze(1) - 2 * x.matmul(centroids.t()) + centroids.pow(2).sum(dim: 1L).unsqueeze(0)).clamp_min(0);
+        squaredNorms.unsqueeze(1).add(centroids.square().sum(dim: 1L).unsqueeze(0)).add_(x.matmul(centroids.t()), MinusTwo).clamp_min_(Zero);
 
     private static Tensor SeedPlusPlus(Tensor x, Tensor squaredNorms, int k, SplitMix64 random)
     {
@@ -95,7 +101,7 @@ public static class KMeans
             var (distances, assignments) = SquaredDistances(x, squaredNorms, centroids).min(1L);
             history.Add(distances.sum().item<double>());
             var moved = UpdateCentroids(x, centroids, assignments, distances, k);
-            double shift = (moved - centroids).pow(2).sum().item<double>();
+            double shift = (moved - centroids).square().sum().item<double>();
             centroids.Dispose();
             centroids = moved.MoveToOuterDisposeScope();
             if (shift <= threshold)
@@ -113,8 +119,8 @@ public static class KMeans
     {
         var oneHot = nn.functional.one_hot(assignments, k).to_type(ScalarType.Float64);
         var counts = oneHot.sum(dim: 0L);
-        var means = oneHot.t().matmul(x) / counts.clamp_min(1).unsqueeze(1);
-        var empty = (counts == 0).nonzero().squeeze(1);
+        var means = oneHot.t().matmul(x).div_(counts.clamp_min(One).unsqueeze(1));
+        var empty = counts.eq(Zero).nonzero().squeeze(1);
         if (empty.shape[0] == 0)
             return means;
         var farthest = distances.argsort(descending: true);

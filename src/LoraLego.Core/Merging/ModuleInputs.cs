@@ -1,3 +1,4 @@
+using TorchSharp;
 using LoraLego.Core.Adapters;
 using static TorchSharp.torch;
 
@@ -9,7 +10,11 @@ internal sealed record ModuleMember(string AdapterName, double Weight, double Sc
     public long Rank => A.shape[0];
 
     /// <summary>The effective update scaling * B @ A, what PEFT's get_delta_weight returns.</summary>
-    public Tensor Delta() => B.matmul(A).mul_(Scaling);
+    public Tensor Delta()
+    {
+        using var scaling = Scaling.ToScalar();
+        return B.matmul(A).mul_(scaling);
+    }
 }
 
 /// <summary>

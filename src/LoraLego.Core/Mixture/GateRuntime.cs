@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -49,7 +50,8 @@ internal sealed class GateRuntime : IDisposable
         var normalized = nn.functional.layer_norm(runningMean, [joined.shape[^1]], eps: NormEpsilon);
         var logits = nn.functional.linear(normalized, Weight).div(LogTemperature.exp());
         var disabled = tensor(_mixture.Experts.Select(e => !_mixture.IsEnabled(e.Name)).ToArray(), device: joined.device);
-        var values = logits.masked_fill(disabled, double.NegativeInfinity).softmax(-1);
+        using var minusInfinity = double.NegativeInfinity.ToScalar();
+        var values = logits.masked_fill(disabled, minusInfinity).softmax(-1);
         Keep(values);
         Recorder.Record(Gate, values);
         return values;

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Models;
@@ -14,6 +15,9 @@ internal sealed class Attention : IDisposable
     private readonly int _keyValueHeads;
     private readonly int _headDim;
 
+    // Held for the layer's lifetime: TorchSharp frees a temporary Scalar in its finalizer, which can run while libtorch still reads it (TorchSharp PR #1434), so hot paths hold their Scalars in fields or locals.
+    private readonly TorchSharp.Scalar _scoreScale;
+
     public Attention(AdaptedLinear query, AdaptedLinear key, AdaptedLinear value, AdaptedLinear output, int heads, int keyValueHeads, int headDim)
     {
         Query = query;
@@ -23,6 +27,7 @@ internal sealed class Attention : IDisposable
         _heads = heads;
         _keyValueHeads = keyValueHeads;
         _headDim = headDim;
+        _scoreScale = (1.0 / Math.Sqrt(headDim)).ToScalar();
     }
 
     public AdaptedLinear Query { get; }
@@ -46,7 +51,7 @@ internal sealed class Attention : IDisposable
             .view(batch, _keyValueHeads, groups, length, _headDim);
         var key = RotaryEmbedding.Apply(SplitHeads(Key.Forward(hidden), _keyValueHeads), cos, sin).unsqueeze(2);
         var value = SplitHeads(Value.Forward(hidden), _keyValueHeads).unsqueeze(2);
-        var scores = query.matmul(key.transpose(-1, -2)).mul_(1.0 / Math.Sqrt(_headDim)).add_(mask);
+        var scores = query.matmul(key.transpose(-1, -2)).mul_(_scoreScale).add_(mask);
         // Softmax in float32 as transformers does, so half-precision models agree with it.
         var probabilities = scores.softmax(-1, ScalarType.Float32).to(hidden.dtype);
         var context = probabilities.matmul(value)

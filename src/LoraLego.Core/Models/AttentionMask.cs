@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Models;
@@ -9,11 +10,15 @@ internal static class AttentionMask
     public static Tensor Causal(long length, int? slidingWindow, ScalarType dtype, Device device)
     {
         using var scope = NewDisposeScope();
+        using var minusInfinity = double.NegativeInfinity.ToScalar();
         var query = arange(length, ScalarType.Int64, device).unsqueeze(1);
         var key = arange(length, ScalarType.Int64, device).unsqueeze(0);
         var blocked = key.gt(query);
         if (slidingWindow is int window)
-            blocked = blocked.logical_or(query.sub(key).ge(window));
-        return zeros([length, length], dtype, device).masked_fill(blocked, double.NegativeInfinity).MoveToOuterDisposeScope();
+        {
+            using var windowScalar = window.ToScalar();
+            blocked = blocked.logical_or(query.sub(key).ge(windowScalar));
+        }
+        return zeros([length, length], dtype, device).masked_fill(blocked, minusInfinity).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Models;
@@ -6,22 +7,27 @@ namespace LoraLego.Core.Models;
 internal sealed class RmsNorm : IDisposable
 {
     private readonly LazyWeight _weight;
-    private readonly double _eps;
+    // A field, not a double converted per call: TorchSharp frees a temporary Scalar in its finalizer, which can run while libtorch still reads it (TorchSharp PR #1434), so hot paths hold their Scalars in fields or locals.
+    private readonly TorchSharp.Scalar _eps;
 
     public RmsNorm(LazyWeight weight, double eps)
     {
         _weight = weight;
-        _eps = eps;
+        _eps = eps.ToScalar();
     }
 
     public Tensor Forward(Tensor input)
     {
         using var scope = NewDisposeScope();
         var x = input.to(ScalarType.Float32);
-        var variance = x.pow(2).mean([-1L], keepdim: true);
+        var variance = x.square().mean([-1L], keepdim: true);
         var normalized = x.mul(variance.add(_eps).rsqrt()).to(input.dtype);
         return _weight.Value.mul(normalized).MoveToOuterDisposeScope();
     }
 
-    public void Dispose() => _weight.Dispose();
+    public void Dispose()
+    {
+        _weight.Dispose();
+        _eps.Dispose();
+    }
 }
