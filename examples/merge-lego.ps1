@@ -6,7 +6,7 @@ param(
 
 # Step by step: units out, clusters per module, merged adapter back, written as a PEFT folder.
 $clusters = Import-Lora "$AdapterRoot/a", "$AdapterRoot/b", "$AdapterRoot/c" | Split-Msu | Invoke-RankCluster -K 8 -Seed 1
-$clusters.Where{ $_.ModuleKey -like '*layers.0.*' }
+$clusters.Where{ $_.ModuleKey -like '*layers.0.*' } | Out-Default
 
 $merged = $clusters | Merge-Lora -Name lego-abc
 $merged | Export-Lora -Path "$OutDir/lego-abc" -Force -PassThru

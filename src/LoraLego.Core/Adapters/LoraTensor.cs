@@ -64,7 +64,7 @@ public sealed class LoraTensor
     public float[] ToArray()
     {
         using var t = LoadFloat32();
-        return t.data<float>().ToArray();
+        return TensorBytes.ToArray<float>(t);
     }
 
     public override string ToString() => $"{DType}[{string.Join("x", Shape)}]";

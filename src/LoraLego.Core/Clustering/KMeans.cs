@@ -1,3 +1,4 @@
+using LoraLego.Core.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -67,7 +68,7 @@ public static class KMeans
         {
             using var d = SquaredDistances(x, squaredNorms, x[index].unsqueeze(0));
             using var cpu = d.squeeze(1).cpu();
-            return cpu.data<double>().ToArray();
+            return TensorBytes.ToArray<double>(cpu);
         }
     }
 
@@ -132,13 +133,13 @@ public static class KMeans
     private static int[] ToInts(Tensor t)
     {
         using var cpu = t.to_type(ScalarType.Int32).cpu();
-        return cpu.data<int>().ToArray();
+        return TensorBytes.ToArray<int>(cpu);
     }
 
     internal static double[][] ToRows(Tensor t)
     {
         using var cpu = t.to_type(ScalarType.Float64).cpu().contiguous();
-        double[] flat = cpu.data<double>().ToArray();
+        double[] flat = TensorBytes.ToArray<double>(cpu);
         int columns = (int)t.shape[1];
         return Enumerable.Range(0, (int)t.shape[0]).Select(r => flat.AsSpan(r * columns, columns).ToArray()).ToArray();
     }

@@ -100,7 +100,7 @@ public sealed class RankCluster
     public bool FanInFanOut => Units[0].FanInFanOut;
 
     /// <summary>The adapters whose units were clustered, in order of first appearance.</summary>
-    public IReadOnlyList<string> Adapters => Units.Select(u => u.Adapter).Distinct().ToList();
+    public IReadOnlyList<string> Adapters => Units.Select(u => u.Adapter).Distinct().Order(StringComparer.Ordinal).ToList();
 
     public override string ToString() => $"{ModuleKey}: {Units.Count} units -> k {K}, inertia {Inertia:G6}";
 }

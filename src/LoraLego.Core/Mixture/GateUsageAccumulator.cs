@@ -1,3 +1,4 @@
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Mixture;
@@ -25,7 +26,7 @@ internal sealed class GateUsageAccumulator(LoraMixture mixture)
             var masked = values.detach().mul(weights);
             var perRow = masked.sum(1);
             rowSums = rowSums is null ? perRow : rowSums.add(perRow);
-            var gateSum = perRow.sum(0L).to(ScalarType.Float64).cpu().data<double>().ToArray();
+            var gateSum = TensorBytes.ToArray<double>(perRow.sum(0L).to(ScalarType.Float64));
             var sums = _sums.TryGetValue(gate, out var s) ? s : _sums[gate] = new double[gateSum.Length];
             for (int i = 0; i < sums.Length; i++)
                 sums[i] += gateSum[i];
@@ -33,7 +34,7 @@ internal sealed class GateUsageAccumulator(LoraMixture mixture)
         var rowTokens = tokenMask.sum(1, keepdim: true).mul(recorded.Count);
         var shares = rowSums!.div(rowTokens).to(ScalarType.Float64).cpu();
         for (int r = 0; r < shares.shape[0]; r++)
-            _rowShares.Add(shares[r].data<double>().ToArray());
+            _rowShares.Add(TensorBytes.ToArray<double>(shares[r]));
         _tokens += (long)tokenMask.sum().item<float>();
     }
 

@@ -1,3 +1,4 @@
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Models;
@@ -28,7 +29,7 @@ public sealed class LogitsResult
     public static LogitsResult FromTensor(Tensor logits)
     {
         using var cpu = logits.to(ScalarType.Float32, CPU).contiguous();
-        return new LogitsResult(cpu.shape.Select(d => checked((int)d)).ToArray(), cpu.data<float>().ToArray());
+        return new LogitsResult(cpu.shape.Select(d => checked((int)d)).ToArray(), TensorBytes.ToArray<float>(cpu));
     }
 
     /// <summary>A copy of the values, row-major.</summary>
