@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Runs the CUDA tests and the benchmarks on the GPU machine (after bench/prepare-gpu-run.sh).
+# usage: bench/run-on-gpu.sh gpu|cpu   (two phases, each well inside a 10-minute call)
 # Results go to $OUT (or ./gpu-results): the CUDA test log and markdown tables for docs/benchmarks.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+phase=${1:-gpu}
 out=${OUT:-gpu-results}
 mkdir -p "$out" /tmp/dotnet /tmp/bench-data
 tar -xJf .device/dotnet.tar.xz -C /tmp/dotnet
 export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
 export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$out/machine.txt" 2>&1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $(nproc)"; python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$out/machine-$phase.txt" 2>&1
 bench() { timeout "$1" dotnet .device/LoraLego.Bench/loralego-bench.dll "${@:2}" --data /tmp/bench-data; }
-timeout 240 dotnet .device/LoraLego.Cuda.Tests/LoraLego.Cuda.Tests.dll > "$out/cuda-tests.log" 2>&1; echo "cuda tests exit $?" >> "$out/cuda-tests.log"
-bench 200 all --device Cuda --methods Lego,Cat,Linear,Svd,Ties,TiesSvd > "$out/merge-cuda.md" 2>&1
-bench 200 all --device Cpu --methods Lego,Cat,Linear,Svd,Ties > "$out/merge-cpu.md" 2>&1
-bench 150 forward --device Cuda > "$out/forward-cuda.md" 2>&1
-bench 150 mole --device Cuda > "$out/mole-cuda.md" 2>&1
-bench 150 forward --device Cpu > "$out/forward-cpu.md" 2>&1
-bench 150 mole --device Cpu > "$out/mole-cpu.md" 2>&1
-tail -n 3 "$out"/*.md "$out/cuda-tests.log"
+if [ "$phase" = gpu ]; then
+  timeout 150 dotnet .device/LoraLego.Cuda.Tests/LoraLego.Cuda.Tests.dll > "$out/cuda-tests.log" 2>&1; echo "cuda tests exit $?" >> "$out/cuda-tests.log"
+  bench 180 all --device Cuda --methods Lego,Cat,Linear,Svd,Ties > "$out/merge-cuda.md" 2>&1
+  bench 100 forward --device Cuda > "$out/forward-cuda.md" 2>&1
+  bench 100 mole --device Cuda > "$out/mole-cuda.md" 2>&1
+else
+  bench 240 all --device Cpu --methods Lego,Cat,Linear,Svd,Ties > "$out/merge-cpu.md" 2>&1
+  bench 120 forward --device Cpu > "$out/forward-cpu.md" 2>&1
+  bench 120 mole --device Cpu > "$out/mole-cpu.md" 2>&1
+fi
+tail -n 12 "$out"/*.md "$out"/*.log 2>/dev/null
