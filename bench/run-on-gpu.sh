@@ -12,8 +12,8 @@ export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
 export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $(nproc)"; python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$out/machine-$phase.txt" 2>&1
 bench() { timeout "$1" dotnet .device/LoraLego.Bench/loralego-bench.dll "${@:2}" --data /tmp/bench-data; }
+timeout 150 dotnet .device/LoraLego.Cuda.Tests/LoraLego.Cuda.Tests.dll > "$out/cuda-tests-$phase.log" 2>&1; echo "cuda tests exit $?" >> "$out/cuda-tests-$phase.log"
 if [ "$phase" = gpu ]; then
-  timeout 150 dotnet .device/LoraLego.Cuda.Tests/LoraLego.Cuda.Tests.dll > "$out/cuda-tests.log" 2>&1; echo "cuda tests exit $?" >> "$out/cuda-tests.log"
   bench 180 all --device Cuda --methods Lego,Cat,Linear,Svd,Ties > "$out/merge-cuda.md" 2>&1
   bench 100 forward --device Cuda > "$out/forward-cuda.md" 2>&1
   bench 100 mole --device Cuda > "$out/mole-cuda.md" 2>&1

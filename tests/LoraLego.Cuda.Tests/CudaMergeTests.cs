@@ -38,13 +38,16 @@ public class CudaMergeTests
     }
 
     [Fact]
-    public void Dare_on_cuda_keeps_the_density_and_repeats_for_a_seed()
+    public void Dare_on_cuda_repeats_for_a_seed_and_matches_the_cpu()
     {
         Cuda.Require();
         var inputs = new[] { "a", "b" }.Select(n => new MergeInput(MergeFixtures.Adapter(n))).ToList();
         var options = new MergeOptions { Density = 0.5, Seed = 11, Device = ComputeDevice.Cuda };
         var first = StandardMerge.Merge(inputs, MergeMethod.DareLinearSvd, options);
         var second = StandardMerge.Merge(inputs, MergeMethod.DareLinearSvd, options);
+        var onCpu = StandardMerge.Merge(inputs, MergeMethod.DareLinearSvd, new MergeOptions { Density = 0.5, Seed = 11, Device = ComputeDevice.Cpu });
         Assert.Equal(0, MergeFixtures.WorstError(first, MergeFixtures.Deltas(second)));
+        double acrossDevices = MergeFixtures.WorstError(first, MergeFixtures.Deltas(onCpu));
+        Assert.True(acrossDevices < 1e-5, $"the same seed on the CPU differs by {acrossDevices}");
     }
 }

@@ -33,8 +33,8 @@ public sealed class MergeOptions
     public double? Clamp { get; init; }
 
     /// <summary>
-    /// Seeds the DARE methods' random drops: the same seed on the same kind of device gives the same result (CPU and
-    /// CUDA generators draw different streams). Null: a fresh seed, reported through <see cref="Verbose"/>.
+    /// Seeds the DARE methods' random drops: the same seed gives the same drops on the CPU and on CUDA (they are drawn
+    /// on the CPU). Null: a fresh seed, reported through <see cref="Verbose"/>.
     /// </summary>
     public long? Seed { get; init; }
 

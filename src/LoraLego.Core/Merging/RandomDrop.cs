@@ -12,7 +12,9 @@ internal static class RandomDrop
         if (density >= 1)
             return task.clone();
         using var scope = NewDisposeScope();
-        var keep = full_like(task, density).bernoulli(random);
+        // Drawn on the CPU whatever the task's device: TorchSharp's generators are CPU generators, and one
+        // stream for every device makes a seed give the same merge on the CPU and on CUDA.
+        var keep = full(task.shape, density, task.dtype, CPU).bernoulli(random).to(task.device);
         return task.mul(keep).div_(density).MoveToOuterDisposeScope();
     }
 
@@ -20,13 +22,13 @@ internal static class RandomDrop
     /// A generator for one module, seeded from the merge's seed and the module's key, so a module's drops do not
     /// depend on which other modules the adapters have or in what order they are merged.
     /// </summary>
-    public static Generator ForModule(long seed, string moduleKey, Device device)
+    public static Generator ForModule(long seed, string moduleKey)
     {
         // FNV-1a: string.GetHashCode is randomised per process and would break reproducibility.
         ulong hash = 14695981039346656037UL;
         foreach (byte b in Encoding.UTF8.GetBytes(moduleKey))
             hash = (hash ^ b) * 1099511628211UL;
         ulong mixed = hash ^ ((ulong)seed * 0x9E3779B97F4A7C15UL);
-        return new Generator(mixed & long.MaxValue, device);
+        return new Generator(mixed & long.MaxValue, CPU);
     }
 }

@@ -61,7 +61,7 @@ public static class StandardMerge
             using var module = ModuleInputs.Load(key, inputs, device);
             if (module.Members.Count < inputs.Count)
                 log?.Invoke($"{key}: only in {string.Join(", ", module.Members.Select(m => m.AdapterName))}; merged from those");
-            using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key, device) : null;
+            using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
             var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
             merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs));
         }
