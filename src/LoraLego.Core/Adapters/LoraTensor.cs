@@ -12,14 +12,16 @@ public sealed class LoraTensor
 {
     private readonly SafetensorsFile? _file;
     private readonly Tensor? _value;
+    private readonly Func<Tensor>? _produce;
 
-    private LoraTensor(string name, SafetensorsDType dtype, long[] shape, SafetensorsFile? file, Tensor? value)
+    private LoraTensor(string name, SafetensorsDType dtype, long[] shape, SafetensorsFile? file, Tensor? value, Func<Tensor>? produce = null)
     {
         Name = name;
         DType = dtype;
         Shape = shape;
         _file = file;
         _value = value;
+        _produce = produce;
     }
 
     public string Name { get; }
@@ -50,8 +52,16 @@ public sealed class LoraTensor
         return new LoraTensor(name, SafetensorsDTypes.FromScalarType(kept.dtype), kept.shape, null, kept);
     }
 
+    /// <summary>
+    /// A tensor computed each time it is loaded, from inputs that stay in their files: a merge whose result is
+    /// as large as its inputs (Cat) then streams from the inputs to the export instead of holding its output.
+    /// </summary>
+    /// <param name="produce">Returns a new CPU tensor of <paramref name="dtype"/> and <paramref name="shape"/>, owned by the caller.</param>
+    public static LoraTensor Deferred(string name, SafetensorsDType dtype, long[] shape, Func<Tensor> produce) =>
+        new(name, dtype, shape, null, null, produce);
+
     /// <summary>A new CPU tensor in the stored dtype; the caller owns it.</summary>
-    public Tensor Load() => _value is not null ? _value.clone() : _file!.ReadTensor(Name);
+    public Tensor Load() => _value is not null ? _value.clone() : _produce is not null ? _produce() : _file!.ReadTensor(Name);
 
     /// <summary>A new float32 tensor on <paramref name="device"/> (CPU when null); the caller owns it.</summary>
     public Tensor LoadFloat32(Device? device = null)

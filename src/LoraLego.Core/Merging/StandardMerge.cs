@@ -57,10 +57,16 @@ public static class StandardMerge
             options.CancellationToken.ThrowIfCancellationRequested();
             string key = keys[i];
             options.Progress?.Invoke(new MergeProgress(i, keys.Count, key));
+            var present = inputs.Where(input => input.Adapter.GetModule(key) is not null).Select(input => input.Adapter.Name).ToList();
+            if (present.Count < inputs.Count)
+                log?.Invoke($"{key}: only in {string.Join(", ", present)}; merged from those");
+            if (recipe.Form == MergeForm.Concatenate)
+            {
+                merged.Add(CatMerge.Deferred(key, inputs, storeAs));
+                continue;
+            }
             using var scope = NewDisposeScope();
             using var module = ModuleInputs.Load(key, inputs, device);
-            if (module.Members.Count < inputs.Count)
-                log?.Invoke($"{key}: only in {string.Join(", ", module.Members.Select(m => m.AdapterName))}; merged from those");
             using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
             var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
             merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs));
@@ -74,7 +80,7 @@ public static class StandardMerge
         switch (recipe.Form)
         {
             case MergeForm.Concatenate:
-                return CatMerge.Merge(module);
+                throw new System.Diagnostics.UnreachableException("Cat modules are built deferred, without loading their inputs");
             case MergeForm.Factorwise when module.EqualRanks:
                 return FactorwiseMerge.Merge(module, combiner, random);
             case MergeForm.Factorwise:
