@@ -16,7 +16,8 @@ public static class PeftAdapterWriter
     /// name, then renamed); in an existing folder each file is replaced by an atomic rename.
     /// </summary>
     /// <param name="dtype">Element type of the factors; null keeps each tensor's own.</param>
-    public static void Write(LoraAdapter adapter, string folder, SafetensorsDType? dtype = null)
+    /// <param name="cancellationToken">Checked between tensors: a cancelled export leaves no files (a new folder does not appear).</param>
+    public static void Write(LoraAdapter adapter, string folder, SafetensorsDType? dtype = null, CancellationToken cancellationToken = default)
     {
         if (dtype is { } d && !d.IsFloating())
             throw new LoraException(LoraErrorKind.InvalidArgument, folder, $"cannot export LoRA factors as {d}");
@@ -25,7 +26,7 @@ public static class PeftAdapterWriter
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
         void Fill(string dir)
         {
-            SafetensorsWriter.Write(System.IO.Path.Combine(dir, PeftAdapterReader.ModelFileName), items, metadata);
+            SafetensorsWriter.Write(System.IO.Path.Combine(dir, PeftAdapterReader.ModelFileName), items, metadata, cancellationToken);
             AtomicFile.Write(System.IO.Path.Combine(dir, PeftAdapterReader.ConfigFileName), s =>
             {
                 using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });

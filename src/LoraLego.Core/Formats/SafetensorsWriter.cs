@@ -14,13 +14,17 @@ public sealed record SafetensorsWriteItem(string Name, SafetensorsDType DType, l
 /// </summary>
 public static class SafetensorsWriter
 {
-    public static void Write(Stream stream, IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <param name="cancellationToken">Checked between tensors; a cancelled write throws and, through
+    /// <see cref="AtomicFile"/>, leaves no file behind.</param>
+    public static void Write(Stream stream, IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata = null,
+        CancellationToken cancellationToken = default)
     {
         var header = BuildHeader(items, metadata);
         stream.Write(BitConverter.GetBytes((ulong)header.Length));
         stream.Write(header);
         foreach (var item in items)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             using var produced = item.Produce();
             if (!produced.shape.SequenceEqual(item.Shape))
                 throw new LoraException(LoraErrorKind.ShapeMismatch, item.Name, $"produced shape [{string.Join(", ", produced.shape)}] but the header says [{string.Join(", ", item.Shape)}]");
@@ -30,8 +34,9 @@ public static class SafetensorsWriter
     }
 
     /// <summary>Writes the file through a temporary file renamed into place.</summary>
-    public static void Write(string path, IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata = null) =>
-        AtomicFile.Write(path, stream => Write(stream, items, metadata));
+    public static void Write(string path, IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata = null,
+        CancellationToken cancellationToken = default) =>
+        AtomicFile.Write(path, stream => Write(stream, items, metadata, cancellationToken));
 
     private static byte[] BuildHeader(IReadOnlyList<SafetensorsWriteItem> items, IReadOnlyDictionary<string, string>? metadata)
     {

@@ -27,6 +27,10 @@ public sealed class ExportLoraCommand : LoraCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private readonly CancellationTokenSource _cancel = new();
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
     protected override void ProcessRecord()
     {
         string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
@@ -41,7 +45,15 @@ public sealed class ExportLoraCommand : LoraCmdlet
             if (!ShouldProcess(folder, $"Export LoRA adapter '{Adapter.Name}' ({Adapter.ModuleCount} modules, {DType})"))
                 return;
             WriteVerbose($"Writing {Adapter.Name} to {folder} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");
-            PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors());
+            try
+            {
+                PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors(), _cancel.Token);
+            }
+            catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+            {
+                // Ctrl+C: the temporary files are gone and PowerShell is stopping the pipeline.
+                return;
+            }
             if (PassThru)
                 WriteObject(PeftAdapterReader.Read(folder, Adapter.Name));
         });
