@@ -25,6 +25,12 @@ switch (args.FirstOrDefault())
     case "svd-module":
         PrintSvd(options.Device);
         return 0;
+    case "kmeans":
+        {
+            var t = KMeansTiming.Run(options.Device);
+            Console.WriteLine($"KMeans.Fit, {t.Points} x {t.Dimension} float64, k 16, 8 restarts, {options.Device}: median {t.Milliseconds:F1} ms");
+            return 0;
+        }
     case "memory":
         RunMemory(options);
         return 0;
@@ -38,6 +44,7 @@ switch (args.FirstOrDefault())
         Console.WriteLine("""
             usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...]
                    loralego-bench svd-module [--device Cpu|Cuda]
+                   loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
                    loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)

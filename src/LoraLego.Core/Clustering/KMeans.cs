@@ -1,14 +1,19 @@
 using LoraLego.Core.Formats;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Clustering;
 
 /// <summary>
-/// Lloyd's k-means with k-means++ seeding (Arthur and Vassilvitskii, 2007), run in TorchSharp on
-/// whatever device the points live on. All randomness comes from <see cref="SplitMix64"/>, so a
-/// seed fixes the result.
+/// Lloyd's k-means with k-means++ seeding (Arthur and Vassilvitskii, 2007). All randomness comes
+/// from <see cref="SplitMix64"/>, so a seed fixes the result.
 /// </summary>
+/// <remarks>
+/// Every centroid k-means ever forms is a weighted sum of points (a seed point, or the mean of a
+/// member set), so each one is kept as its weights over the n points and every distance and
+/// centroid shift comes from the Gram matrix G = X X^T alone: |x_i - c|^2 = G_ii - 2 (w G)_i + w G w^T.
+/// The only pass over the d-dimensional data is the one matmul that forms G (on the points'
+/// device); the seeding and the Lloyd iterations then cost O(n^2 k) on the CPU, whatever d is.
+/// </remarks>
 public static class KMeans
 {
     /// <param name="points">n x d; any floating dtype (the work is done in float64, so that near-ties
@@ -17,40 +22,48 @@ public static class KMeans
     /// <param name="options">Restarts, iteration limit, tolerance and seed.</param>
     public static KMeansResult Fit(Tensor points, int k, KMeansOptions options)
     {
-        options.Validate();
-        int n = (int)points.shape[0];
-        if (k < 1 || k > n)
-            throw new LoraException(LoraErrorKind.InvalidArgument, null, $"k = {k} clusters cannot be made from {n} points");
         using var scope = NewDisposeScope();
         var x = points.to_type(ScalarType.Float64);
-        var squaredNorms = x.square().sum(dim: 1L);
-        double threshold = options.Tolerance * x.var(0L, unbiased: false).mean().item<double>();
+        var fit = FitGram(GramOf(x), (int)x.shape[0], (int)x.shape[1], k, options);
+        var centroids = tensor(fit.Weights, [k, fit.Assignments.Length], device: x.device).matmul(x);
+        return new KMeansResult(fit.Assignments, ToRows(centroids), fit.Inertia, fit.Iterations, fit.InertiaHistory, fit.Restart);
+    }
+
+    /// <summary>X X^T of an n x d float64 tensor, row-major on the CPU.</summary>
+    internal static double[] GramOf(Tensor x)
+    {
+        using var gram = x.matmul(x.t());
+        return TensorBytes.ToArray<double>(gram);
+    }
+
+    /// <summary>The best run, its centroids as k x n weights (row-major): centroid j is sum_i Weights[j, i] x_i.</summary>
+    internal sealed record GramFit(int[] Assignments, double[] Weights, double Inertia, int Iterations, double[] InertiaHistory, int Restart);
+
+    /// <summary>k-means of n points of dimension <paramref name="dimension"/> given only their Gram matrix.</summary>
+    internal static GramFit FitGram(double[] gram, int n, int dimension, int k, KMeansOptions options)
+    {
+        options.Validate();
+        if (k < 1 || k > n)
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, $"k = {k} clusters cannot be made from {n} points");
+        var points = new GramPoints(gram, n);
+        double threshold = options.Tolerance * points.MeanFeatureVariance(dimension);
         var random = new SplitMix64(options.Seed);
-        KMeansResult? best = null;
+        GramFit? best = null;
         for (int restart = 0; restart < options.Restarts; restart++)
         {
-            using var runScope = NewDisposeScope();
-            var centroids = SeedPlusPlus(x, squaredNorms, k, random);
-            var run = Lloyd(x, squaredNorms, centroids, options.MaxIterations, threshold, restart);
+            var run = Lloyd(points, SeedPlusPlus(points, k, random), options.MaxIterations, threshold, restart);
             if (best is null || run.Inertia < best.Inertia)
                 best = run;
         }
         return best!;
     }
 
-    // The Scalars are static, never finalized: TorchSharp frees a temporary Scalar in its finalizer, which can run while libtorch still reads it (TorchSharp PR #1434), and k-means calls these thousands of times per module.
-    private static readonly Scalar Zero = 0.0.ToScalar();
-    private static readonly Scalar One = 1.0.ToScalar();
-    private static readonly Scalar MinusTwo = (-2.0).ToScalar();
-
-    private static Tensor SquaredDistances(Tensor x, Tensor squaredNorms, Tensor centroids) =>
-        squaredNorms.unsqueeze(1).add(centroids.square().sum(dim: 1L).unsqueeze(0)).add_(x.matmul(centroids.t()), MinusTwo).clamp_min_(Zero);
-
-    private static Tensor SeedPlusPlus(Tensor x, Tensor squaredNorms, int k, SplitMix64 random)
+    // Weights of the k seeds: one point each.
+    private static double[] SeedPlusPlus(GramPoints points, int k, SplitMix64 random)
     {
-        int n = (int)x.shape[0];
+        int n = points.Count;
         var chosen = new List<int> { random.NextIndex(n) };
-        double[] nearest = DistancesTo(chosen[0]);
+        double[] nearest = points.DistancesToPoint(chosen[0]);
         while (chosen.Count < k)
         {
             int next = Draw(nearest, random.NextDouble() * nearest.Sum());
@@ -58,18 +71,14 @@ public static class KMeans
             if (next < 0)
                 next = Enumerable.Range(0, n).First(i => !chosen.Contains(i));
             chosen.Add(next);
-            double[] toNext = DistancesTo(next);
+            double[] toNext = points.DistancesToPoint(next);
             for (int i = 0; i < n; i++)
                 nearest[i] = Math.Min(nearest[i], toNext[i]);
         }
-        return x.index_select(0, tensor(chosen.Select(i => (long)i).ToArray(), device: x.device));
-
-        double[] DistancesTo(int index)
-        {
-            using var d = SquaredDistances(x, squaredNorms, x[index].unsqueeze(0));
-            using var cpu = d.squeeze(1).cpu();
-            return TensorBytes.ToArray<double>(cpu);
-        }
+        var weights = new double[k * n];
+        for (int j = 0; j < k; j++)
+            weights[j * n + chosen[j]] = 1;
+        return weights;
     }
 
     // The index where the running sum of weights first passes target; -1 when every weight is 0.
@@ -89,58 +98,151 @@ public static class KMeans
         return last;
     }
 
-    private static KMeansResult Lloyd(Tensor x, Tensor squaredNorms, Tensor centroids, int maxIterations, double threshold, int restart)
+    private static GramFit Lloyd(GramPoints points, double[] weights, int maxIterations, double threshold, int restart)
     {
-        int k = (int)centroids.shape[0];
         var history = new List<double>();
         int iterations = 0;
         while (iterations < maxIterations)
         {
             iterations++;
-            // Each iteration's temporaries die with it; only the new centroids live on.
-            using var iterationScope = NewDisposeScope();
-            var (distances, assignments) = SquaredDistances(x, squaredNorms, centroids).min(1L);
-            history.Add(distances.sum().item<double>());
-            var moved = UpdateCentroids(x, centroids, assignments, distances, k);
-            double shift = (moved - centroids).square().sum().item<double>();
-            centroids.Dispose();
-            centroids = moved.MoveToOuterDisposeScope();
+            var (assignments, distances) = points.Assign(weights);
+            history.Add(distances.Sum());
+            var moved = UpdateCentroids(assignments, distances, weights.Length / points.Count);
+            double shift = points.SquaredShift(weights, moved);
+            weights = moved;
             if (shift <= threshold)
                 break;
         }
-        var (finalDistances, finalAssignments) = SquaredDistances(x, squaredNorms, centroids).min(1L);
-        double inertia = finalDistances.sum().item<double>();
+        var (finalAssignments, finalDistances) = points.Assign(weights);
+        double inertia = finalDistances.Sum();
         history.Add(inertia);
-        return new KMeansResult(ToInts(finalAssignments), ToRows(centroids), inertia, iterations, history.ToArray(), restart);
+        return new GramFit(finalAssignments, weights, inertia, iterations, history.ToArray(), restart);
     }
 
     // Means of the members; an empty cluster moves to the point farthest from its centroid, which
     // can only lower the inertia, so the history stays non-increasing.
-    private static Tensor UpdateCentroids(Tensor x, Tensor centroids, Tensor assignments, Tensor distances, int k)
+    private static double[] UpdateCentroids(int[] assignments, double[] distances, int k)
     {
-        var oneHot = nn.functional.one_hot(assignments, k).to_type(ScalarType.Float64);
-        var counts = oneHot.sum(dim: 0L);
-        var means = oneHot.t().matmul(x).div_(counts.clamp_min(One).unsqueeze(1));
-        var empty = counts.eq(Zero).nonzero().squeeze(1);
-        if (empty.shape[0] == 0)
-            return means;
-        var farthest = distances.argsort(descending: true);
-        for (long e = 0; e < empty.shape[0]; e++)
-            means[empty[e]] = x[farthest[e]];
-        return means;
+        var weights = MeanWeights(assignments, k);
+        var empty = Enumerable.Range(0, k).Except(assignments).ToArray();
+        if (empty.Length == 0)
+            return weights;
+        int n = assignments.Length;
+        var farthest = Enumerable.Range(0, n).OrderByDescending(i => distances[i]).ToArray();
+        for (int e = 0; e < empty.Length; e++)
+            weights[empty[e] * n + farthest[e]] = 1;
+        return weights;
     }
 
-    private static int[] ToInts(Tensor t)
+    /// <summary>k x n weights, row-major, whose rows average each cluster's members; an empty cluster's row is zero.</summary>
+    internal static double[] MeanWeights(int[] assignments, int k)
     {
-        using var cpu = t.to_type(ScalarType.Int32).cpu();
-        return TensorBytes.ToArray<int>(cpu);
+        int n = assignments.Length;
+        var counts = new int[k];
+        foreach (int a in assignments)
+            counts[a]++;
+        var weights = new double[k * n];
+        for (int i = 0; i < n; i++)
+            weights[assignments[i] * n + i] = 1.0 / counts[assignments[i]];
+        return weights;
     }
 
     internal static double[][] ToRows(Tensor t)
     {
-        using var cpu = t.to_type(ScalarType.Float64).cpu().contiguous();
-        double[] flat = TensorBytes.ToArray<double>(cpu);
+        double[] flat = TensorBytes.ToArray<double>(t);
         int columns = (int)t.shape[1];
         return Enumerable.Range(0, (int)t.shape[0]).Select(r => flat.AsSpan(r * columns, columns).ToArray()).ToArray();
+    }
+
+    /// <summary>n points known by their Gram matrix; centroids are k x n weight matrices over them.</summary>
+    private sealed class GramPoints(double[] gram, int n)
+    {
+        public int Count => n;
+
+        private double SquaredNorm(int i) => gram[i * n + i];
+
+        private ReadOnlySpan<double> Row(int i) => gram.AsSpan(i * n, n);
+
+        // The data's variance per feature, averaged: (trace(G) / n - sum(G) / n^2) / d.
+        public double MeanFeatureVariance(int dimension)
+        {
+            double trace = 0, total = 0;
+            for (int i = 0; i < n; i++)
+                trace += SquaredNorm(i);
+            foreach (double g in gram)
+                total += g;
+            return (trace / n - total / ((double)n * n)) / dimension;
+        }
+
+        public double[] DistancesToPoint(int index)
+        {
+            var row = Row(index);
+            var distances = new double[n];
+            for (int i = 0; i < n; i++)
+                distances[i] = Math.Max(0, SquaredNorm(i) + SquaredNorm(index) - 2 * row[i]);
+            return distances;
+        }
+
+        // (weights G)[j, :]: centroid j's dot products with every point.
+        private double[] CentroidDots(ReadOnlySpan<double> weights)
+        {
+            int k = weights.Length / n;
+            var dots = new double[k * n];
+            for (int j = 0; j < k; j++)
+            {
+                var target = dots.AsSpan(j * n, n);
+                for (int s = 0; s < n; s++)
+                {
+                    double w = weights[j * n + s];
+                    if (w == 0)
+                        continue;
+                    var row = Row(s);
+                    for (int i = 0; i < n; i++)
+                        target[i] += w * row[i];
+                }
+            }
+            return dots;
+        }
+
+        /// <summary>Each point's nearest centroid (the first on ties) and its squared distance to it.</summary>
+        public (int[] Assignments, double[] Distances) Assign(double[] weights)
+        {
+            int k = weights.Length / n;
+            double[] dots = CentroidDots(weights);
+            var centroidNorms = new double[k];
+            for (int j = 0; j < k; j++)
+                for (int s = 0; s < n; s++)
+                    centroidNorms[j] += weights[j * n + s] * dots[j * n + s];
+            var assignments = new int[n];
+            var distances = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                double nearest = double.PositiveInfinity;
+                for (int j = 0; j < k; j++)
+                {
+                    double d = Math.Max(0, SquaredNorm(i) + centroidNorms[j] - 2 * dots[j * n + i]);
+                    if (d < nearest)
+                    {
+                        nearest = d;
+                        assignments[i] = j;
+                    }
+                }
+                distances[i] = nearest;
+            }
+            return (assignments, distances);
+        }
+
+        /// <summary>sum_j |c_new_j - c_old_j|^2 = sum_j (w_new - w_old)_j G (w_new - w_old)_j^T; exactly 0 when no weight changed.</summary>
+        public double SquaredShift(double[] before, double[] after)
+        {
+            var difference = new double[after.Length];
+            for (int i = 0; i < difference.Length; i++)
+                difference[i] = after[i] - before[i];
+            double[] dots = CentroidDots(difference);
+            double shift = 0;
+            for (int i = 0; i < difference.Length; i++)
+                shift += difference[i] * dots[i];
+            return shift;
+        }
     }
 }

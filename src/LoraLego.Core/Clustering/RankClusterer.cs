@@ -1,4 +1,5 @@
 using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
 using static TorchSharp.torch;
 
@@ -23,24 +24,23 @@ public static class RankClusterer
         device ??= DeviceSelector.Resolve(options.Device, verbose);
         int requestedK = options.K ?? pool.LargestInputRank;
         var units = Canonical(pool.Units);
-        double[][] vectors = units.Select(u => u.Vector).ToArray();
-        int n = vectors.Length;
+        int n = units.Count;
+        using var scope = NewDisposeScope();
+        var members = MemberMatrix(units, device);
         if (n <= requestedK)
         {
             string? message = n < requestedK
                 ? $"{n} units, fewer than k = {requestedK}: every unit kept as its own cluster (rank {n})"
                 : null;
-            return Build(pool, options, requestedK, units, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message, device);
+            return Build(pool, options, requestedK, units, members, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message);
         }
-        using var scope = NewDisposeScope();
-        var points = tensor(vectors.Select(v => Space(v, pool.OutFeatures, options.Space)).SelectMany(v => v).ToArray(),
-            [n, pool.OutFeatures + pool.InFeatures], device: device);
-        var result = KMeans.Fit(points, requestedK, options.KMeans);
+        var gram = SpaceGram(members, pool.OutFeatures, options.Space);
+        var result = KMeans.FitGram(gram, n, pool.OutFeatures + pool.InFeatures, requestedK, options.KMeans);
         var (assignments, emptied) = DropEmpty(result.Assignments, requestedK);
         string? dropped = emptied > 0
             ? $"{emptied} of {requestedK} clusters stayed empty (too few distinct units): rank {requestedK - emptied}"
             : null;
-        return Build(pool, options, requestedK, units, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped, device);
+        return Build(pool, options, requestedK, units, members, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped);
     }
 
     /// <summary>
@@ -62,7 +62,7 @@ public static class RankClusterer
     // draws indices, so the same points in another order would be seeded differently.
     private static List<CanonicalUnit> Canonical(IEnumerable<Msu> units) =>
         units.Select(SignCanonicalizer.Canonicalize)
-            .Select(u => new CanonicalUnit(u, [.. u.FoldedB(), .. u.FoldedA()]))
+            .Select(u => new CanonicalUnit(u, u.Folded()))
             .OrderBy(c => c.Vector, LexicographicComparer.Instance)
             .ToList();
 
@@ -82,35 +82,59 @@ public static class RankClusterer
         }
     }
 
-    private static double[] Space(double[] vector, int outFeatures, ClusteringSpace space)
+    // The units' vectors as the rows of one float64 tensor.
+    private static Tensor MemberMatrix(List<CanonicalUnit> units, Device device)
+    {
+        int width = units[0].Vector.Length;
+        var flat = new double[units.Count * width];
+        for (int i = 0; i < units.Count; i++)
+            units[i].Vector.CopyTo(flat.AsSpan(i * width));
+        return tensor(flat, [units.Count, width], device: device);
+    }
+
+    // The Gram matrix of the points in the clustering space. The normalised space's is assembled
+    // from the Gram matrices of the b and a parts, so the normalised vectors are never formed:
+    // [b_i/|b_i|; a_i/|a_i|] . [b_j/|b_j|; a_j/|a_j|] = b_i.b_j / (|b_i| |b_j|) + a_i.a_j / (|a_i| |a_j|).
+    private static double[] SpaceGram(Tensor members, int outFeatures, ClusteringSpace space)
     {
         if (space == ClusteringSpace.Raw)
-            return vector;
-        var normalised = (double[])vector.Clone();
-        NormaliseInPlace(normalised.AsSpan(0, outFeatures));
-        NormaliseInPlace(normalised.AsSpan(outFeatures));
-        return normalised;
+            return KMeans.GramOf(members);
+        int n = (int)members.shape[0];
+        var gram = Normalised(KMeans.GramOf(members.narrow(1, 0, outFeatures)), n);
+        var aGram = Normalised(KMeans.GramOf(members.narrow(1, outFeatures, members.shape[1] - outFeatures)), n);
+        for (int i = 0; i < gram.Length; i++)
+            gram[i] += aGram[i];
+        return gram;
     }
 
-    private static void NormaliseInPlace(Span<double> part)
+    // G_ij / (|x_i| |x_j|): the Gram matrix of the rows scaled to unit length; a zero row stays zero.
+    private static double[] Normalised(double[] gram, int n)
     {
-        double sum = 0;
-        foreach (double x in part)
-            sum += x * x;
-        if (sum == 0)
-            return;
-        double scale = 1 / Math.Sqrt(sum);
-        for (int i = 0; i < part.Length; i++)
-            part[i] *= scale;
+        var inverseNorms = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            double norm = Math.Sqrt(gram[i * n + i]);
+            inverseNorms[i] = norm > 0 ? 1 / norm : 0;
+        }
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                gram[i * n + j] *= inverseNorms[i] * inverseNorms[j];
+        return gram;
     }
-
     /// <summary>The <paramref name="norm"/> of a vector.</summary>
     public static double NormOf(ReadOnlySpan<double> vector, UnitNorm norm)
     {
         double acc = 0;
+        // One loop per norm, so that the per-element test of which norm it is leaves the hot loop.
+        if (norm == UnitNorm.L2)
+        {
+            foreach (double x in vector)
+                acc += x * x;
+            return Math.Sqrt(acc);
+        }
         foreach (double x in vector)
-            acc = norm == UnitNorm.L2 ? acc + x * x : Math.Max(acc, Math.Abs(x));
-        return norm == UnitNorm.L2 ? Math.Sqrt(acc) : acc;
+            acc = Math.Max(acc, Math.Abs(x));
+        return acc;
     }
 
     private static (int[] Assignments, int Emptied) DropEmpty(int[] assignments, int k)
@@ -122,18 +146,17 @@ public static class RankClusterer
         return (Array.ConvertAll(assignments, a => renumber[a]), k - used.Length);
     }
 
-    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<CanonicalUnit> units,
-        int[] assignments, double inertia, int iterations, double[] history, string? message, Device device)
+    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<CanonicalUnit> units, Tensor members,
+        int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
+        using var centroids = tensor(KMeans.MeanWeights(assignments, k), [k, units.Count], device: members.device).matmul(members).to_type(ScalarType.Float32);
+        float[] flat = TensorBytes.ToArray<float>(centroids);
         int width = pool.OutFeatures + pool.InFeatures;
-        using var scope = NewDisposeScope();
-        var members = tensor(units.SelectMany(u => u.Vector).ToArray(), [units.Count, width], device: device);
-        var oneHot = nn.functional.one_hot(tensor(assignments.Select(a => (long)a).ToArray(), device: device), k).to_type(ScalarType.Float64);
-        var centroids = KMeans.ToRows(oneHot.t().matmul(members) / oneHot.sum(dim: 0L).unsqueeze(1));
+        float[][] Part(int offset, int length) =>
+            Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
         return new RankCluster(pool.ModuleKey, requestedK, units.Select(u => u.Unit).ToList(), assignments,
-            centroids.Select(c => Array.ConvertAll(c[pool.OutFeatures..], x => (float)x)).ToArray(),
-            centroids.Select(c => Array.ConvertAll(c[..pool.OutFeatures], x => (float)x)).ToArray(),
+            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures),
             units.Select(u => NormOf(u.Vector, options.Norm)).ToArray(),
             inertia, iterations, history, options, pool.MeanInputRank, message);
     }

@@ -127,7 +127,12 @@ public static class LegoMerge
     // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
     private static double NormRatio(RankCluster cluster, int j)
     {
-        double[] centroid = [.. cluster.CentroidB[j].Select(x => (double)x), .. cluster.CentroidA[j].Select(x => (double)x)];
+        float[] b = cluster.CentroidB[j], a = cluster.CentroidA[j];
+        var centroid = new double[b.Length + a.Length];
+        for (int i = 0; i < b.Length; i++)
+            centroid[i] = b[i];
+        for (int i = 0; i < a.Length; i++)
+            centroid[b.Length + i] = a[i];
         double norm = RankClusterer.NormOf(centroid, cluster.Norm);
         return norm > 0 ? cluster.MeanMemberNorms[j] / norm : 1.0;
     }

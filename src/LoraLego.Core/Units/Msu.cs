@@ -65,17 +65,35 @@ public sealed class Msu
     /// sqrt(|Scaling|) * A: the scaling split evenly between the two parts (ALGORITHMS.md, LoRA-LEGO
     /// step 1) so that neither side dominates a distance between units.
     /// </summary>
-    public double[] FoldedA()
-    {
-        double f = Math.Sqrt(Math.Abs(Scaling));
-        return Array.ConvertAll(A, x => f * x);
-    }
+    public double[] FoldedA() => Scaled(A, AFactor);
 
     /// <summary>sign(Scaling) * sqrt(|Scaling|) * B, so that FoldedB FoldedA^T is the unit's update.</summary>
-    public double[] FoldedB()
+    public double[] FoldedB() => Scaled(B, BFactor);
+
+    /// <summary>[FoldedB; FoldedA] in one array: the unit as a point to cluster.</summary>
+    public double[] Folded()
     {
-        double f = Math.Sign(Scaling) * Math.Sqrt(Math.Abs(Scaling));
-        return Array.ConvertAll(B, x => f * x);
+        var folded = new double[OutFeatures + InFeatures];
+        ScaleInto(B, BFactor, folded.AsSpan(0, OutFeatures));
+        ScaleInto(A, AFactor, folded.AsSpan(OutFeatures));
+        return folded;
+    }
+
+    private double AFactor => Math.Sqrt(Math.Abs(Scaling));
+
+    private double BFactor => Math.Sign(Scaling) * AFactor;
+
+    private static double[] Scaled(float[] values, double factor)
+    {
+        var scaled = new double[values.Length];
+        ScaleInto(values, factor, scaled);
+        return scaled;
+    }
+
+    private static void ScaleInto(float[] values, double factor, Span<double> destination)
+    {
+        for (int i = 0; i < values.Length; i++)
+            destination[i] = factor * values[i];
     }
 
     /// <summary>The same unit with A and B negated: the update is unchanged.</summary>
