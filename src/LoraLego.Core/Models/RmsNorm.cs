@@ -20,7 +20,7 @@ internal sealed class RmsNorm : IDisposable
     {
         using var scope = NewDisposeScope();
         var x = input.to(ScalarType.Float32);
-        var variance = x.square().mean([-1L], keepdim: true);
+        var variance = x.mul(x).mean([-1L], keepdim: true);
         var normalized = x.mul(variance.add(_eps).rsqrt()).to(input.dtype);
         return _weight.Value.mul(normalized).MoveToOuterDisposeScope();
     }
