@@ -14,7 +14,7 @@ public static class GateMeter
     public static GateMeasurement Measure(BaseModel model, LoraMixture mixture, string jsonlPath, int batchSize = 8, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Measure(model, mixture, new JsonlTokenReader(jsonlPath, model.Config.VocabSize).ReadRows(), batchSize, cancellationToken);
+        return Measure(model, mixture, new JsonlTokenReader(jsonlPath, model).ReadRows(), batchSize, cancellationToken);
     }
 
     /// <summary>Runs rows of token ids through the model with the mixture attached.</summary>

@@ -23,7 +23,7 @@ public static class GateTrainer
         Action<GateTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var rows = new JsonlTokenReader(jsonlPath, model.Config.VocabSize).ReadRows().ToList();
+        var rows = new JsonlTokenReader(jsonlPath, model).ReadRows().ToList();
         return Train(model, mixture, rows, options, progress, cancellationToken);
     }
 

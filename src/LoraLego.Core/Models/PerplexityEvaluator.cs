@@ -19,7 +19,7 @@ public static class PerplexityEvaluator
     public static EvaluationResult Evaluate(BaseModel model, string jsonlPath, EvaluationOptions? options = null,
         Action<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var reader = new JsonlTokenReader(jsonlPath, model.Config.VocabSize);
+        var reader = new JsonlTokenReader(jsonlPath, model);
         return Evaluate(model, reader.ReadRows(), () => reader.Fraction, options, progress, cancellationToken);
     }
 
