@@ -5,7 +5,7 @@ namespace LoraLego.Core.Mixture;
 /// <summary>Measures which experts a mixture's gates choose on given rows: per gate, and per row.</summary>
 public static class GateMeter
 {
-    /// <summary>Runs the rows of a JSONL file of {"input_ids": [...]} rows through the model with the mixture attached.</summary>
+    /// <summary>Runs the rows of a JSONL file of {"input_ids": [...]} or {"text": "..."} rows through the model with the mixture attached.</summary>
     /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
     /// <param name="mixture">The mixture, with its experts enabled or disabled as they should be measured.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
