@@ -14,6 +14,9 @@ public static class Fixtures
 
     public static string Merge(string name) => Path.Combine(PeftTinyLlama, "merges", name);
 
+    /// <summary>Tokenizer files (sentencepiece, gpt2-bpe) whose ids fit the tiny llama's vocabulary of 256.</summary>
+    public static string TinyTokenizer(string kind) => Path.Combine(Root, "tests", "fixtures", "tiny-tokenizer", kind);
+
     public static string Malformed => Path.Combine(Root, "tests", "fixtures", "malformed");
 
     /// <summary>The reference deltas PEFT wrote, keyed by module path (model.layers.0...).</summary>

@@ -5,7 +5,7 @@ namespace LoraLego.Core.Mixture;
 /// <summary>Measures which experts a mixture's gates choose on given rows: per gate, and per row.</summary>
 public static class GateMeter
 {
-    /// <summary>Runs the rows of a JSONL file of {"input_ids": [...]} rows through the model with the mixture attached.</summary>
+    /// <summary>Runs the rows of a JSONL file of {"input_ids": [...]} or {"text": "..."} rows through the model with the mixture attached.</summary>
     /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
     /// <param name="mixture">The mixture, with its experts enabled or disabled as they should be measured.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
@@ -14,7 +14,7 @@ public static class GateMeter
     public static GateMeasurement Measure(BaseModel model, LoraMixture mixture, string jsonlPath, int batchSize = 8, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Measure(model, mixture, new JsonlTokenReader(jsonlPath, model.Config.VocabSize).ReadRows(), batchSize, cancellationToken);
+        return Measure(model, mixture, new JsonlTokenReader(jsonlPath, model).ReadRows(), batchSize, cancellationToken);
     }
 
     /// <summary>Runs rows of token ids through the model with the mixture attached.</summary>

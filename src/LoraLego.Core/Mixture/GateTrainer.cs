@@ -11,7 +11,7 @@ namespace LoraLego.Core.Mixture;
 /// </summary>
 public static class GateTrainer
 {
-    /// <summary>Trains on a JSONL file of {"input_ids": [...]} rows (read whole: every epoch reuses them).</summary>
+    /// <summary>Trains on a JSONL file of {"input_ids": [...]} or {"text": "..."} rows (read whole: every epoch reuses them).</summary>
     /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
     /// <param name="mixture">The mixture whose gates learn; on success they hold the trained values.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
@@ -23,7 +23,7 @@ public static class GateTrainer
         Action<GateTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var rows = new JsonlTokenReader(jsonlPath, model.Config.VocabSize).ReadRows().ToList();
+        var rows = new JsonlTokenReader(jsonlPath, model).ReadRows().ToList();
         return Train(model, mixture, rows, options, progress, cancellationToken);
     }
 

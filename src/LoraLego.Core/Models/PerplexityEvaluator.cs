@@ -10,7 +10,7 @@ namespace LoraLego.Core.Models;
 /// </summary>
 public static class PerplexityEvaluator
 {
-    /// <summary>Scores a JSONL file of {"input_ids": [...]} rows, streamed.</summary>
+    /// <summary>Scores a JSONL file of {"input_ids": [...]} or {"text": "..."} rows, streamed; text rows need a tokenizer in the model folder (tokenizer.model, or vocab.json + merges.txt).</summary>
     /// <param name="model">The model, adapters attached as they should be scored.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
     /// <param name="options">Batch size and truncation; defaults when null.</param>
@@ -19,7 +19,7 @@ public static class PerplexityEvaluator
     public static EvaluationResult Evaluate(BaseModel model, string jsonlPath, EvaluationOptions? options = null,
         Action<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var reader = new JsonlTokenReader(jsonlPath, model.Config.VocabSize);
+        var reader = new JsonlTokenReader(jsonlPath, model);
         return Evaluate(model, reader.ReadRows(), () => reader.Fraction, options, progress, cancellationToken);
     }
 

@@ -10,7 +10,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
 {
     private readonly CancellationTokenSource _cancel = new();
 
-    /// <summary>A JSONL file of {"input_ids": [...]} rows.</summary>
+    /// <summary>A JSONL file of {"input_ids": [...]} rows, or {"text": "..."} rows tokenized with the model folder's tokenizer.</summary>
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
     public string Data { get; set; } = "";
