@@ -112,6 +112,39 @@ public class BaseModelTests(PowerShellSession ps)
         Assert.Equal(0, result.Output[2].BaseObject);
     }
 
+    [Fact]
+    public void Text_rows_are_tokenized_with_the_model_folders_tokenizer()
+    {
+        string folder = Path.Combine(ps.Scratch, "tiny-with-tokenizer");
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(Path.Combine(Paths.PeftTinyLlama, "base")))
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+        File.Copy(Path.Combine(Paths.Fixtures, "tiny-tokenizer", "sentencepiece", "tokenizer.model"), Path.Combine(folder, "tokenizer.model"), overwrite: true);
+        string data = Path.Combine(ps.Scratch, "text.jsonl");
+        File.WriteAllLines(data, ["""{"text": "merging adapters like lego bricks"}""", """{"text": "a mixture of experts"}"""]);
+        var result = ps.Run("Measure-LoraModel -Model (Import-BaseModel $folder -Device Cpu) -Data $data",
+            new Dictionary<string, object?> { ["folder"] = folder, ["data"] = data });
+        result.AssertNoErrors();
+        var measured = result.Output.Single();
+        Assert.Equal(2, measured.Properties["Rows"].Value);
+        Assert.True((long)measured.Properties["Tokens"].Value > 4);
+        Assert.True(double.IsFinite((double)measured.Properties["Loss"].Value));
+    }
+
+    [Fact]
+    public void Ctrl_C_stops_a_measurement_between_batches()
+    {
+        string data = Path.Combine(ps.Scratch, "long.jsonl");
+        var row = new JsonObject { ["input_ids"] = new JsonArray(Enumerable.Range(1, 64).Select(t => (JsonNode)t).ToArray()) }.ToJsonString();
+        File.WriteAllLines(data, Enumerable.Repeat(row, 50_000));
+        var took = ps.RunAndStop(Setup + "Measure-LoraModel -Model $model -Data $data -BatchSize 4", TimeSpan.FromSeconds(1.5),
+            new Dictionary<string, object?> { ["data"] = data });
+        // A guard against a stop that never comes, not a timing: the stop is checked between batches of milliseconds.
+        Assert.True(took < TimeSpan.FromSeconds(10), $"stopping took {took}");
+        Console.WriteLine($"Measure-LoraModel stopped {took.TotalMilliseconds:F0} ms after Stop()");
+        ps.Run("'the session still works'").AssertNoErrors();
+    }
+
     private static double ExpectedLoss(float[] logits)
     {
         var ids = InputIds();

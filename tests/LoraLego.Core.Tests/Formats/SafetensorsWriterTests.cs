@@ -46,6 +46,24 @@ public class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
+    public void A_cancelled_write_stops_between_tensors_and_leaves_nothing()
+    {
+        string path = Path.Combine(_dir, "cancelled.safetensors");
+        using var cancel = new CancellationTokenSource();
+        int produced = 0;
+        Tensor Produce()
+        {
+            if (++produced == 2)
+                cancel.Cancel();
+            return torch.ones(4);
+        }
+        var items = Enumerable.Range(0, 5).Select(i => new SafetensorsWriteItem($"t{i}", SafetensorsDType.F32, [4], Produce)).ToList();
+        Assert.ThrowsAny<OperationCanceledException>(() => SafetensorsWriter.Write(path, items, cancellationToken: cancel.Token));
+        Assert.Equal(2, produced);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
+    [Fact]
     public void A_produced_shape_that_disagrees_with_the_header_is_refused()
     {
         string path = Path.Combine(_dir, "shape.safetensors");

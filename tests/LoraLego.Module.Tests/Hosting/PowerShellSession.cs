@@ -60,6 +60,26 @@ public sealed class PowerShellSession : IDisposable
         return new ScriptResult(output, ps.Streams.Error.ToList(), Warnings(ps), VerboseOf(ps), Host.Text);
     }
 
+    /// <summary>
+    /// Starts the script, stops it (as Ctrl+C does) after <paramref name="after"/>, and returns how long
+    /// the stop took; fails if the script ended before it could be stopped.
+    /// </summary>
+    public TimeSpan RunAndStop(string script, TimeSpan after, IDictionary<string, object?>? variables = null)
+    {
+        using var ps = PowerShell.Create();
+        ps.Runspace = _runspace;
+        if (variables is not null)
+            foreach (var (name, value) in variables)
+                _runspace.SessionStateProxy.SetVariable(name, value);
+        ps.AddScript(script);
+        var running = ps.BeginInvoke();
+        Thread.Sleep(after);
+        Assert.False(running.IsCompleted, "the script ended before it could be stopped; give it more work");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        ps.Stop();
+        return watch.Elapsed;
+    }
+
     /// <summary>Runs the script and renders its output through Out-Default (the module's format views).</summary>
     public string Render(string script)
     {
