@@ -51,14 +51,7 @@ public sealed class InvokeRankClusterCommand : LoraCmdlet
 
     protected override void BeginProcessing()
     {
-        _options = new RankClusterOptions
-        {
-            K = K,
-            KMeans = new KMeansOptions { Restarts = Restarts, MaxIterations = MaxIterations, Tolerance = Tolerance, Seed = Seed },
-            Space = Space,
-            Norm = Norm,
-            Device = Device,
-        };
+        _options = ClusteringParameters.Options(K, Restarts, MaxIterations, Tolerance, Seed, Space, Norm, Device);
         _device = DeviceSelector.Resolve(Device, WriteWarning);
     }
 

@@ -174,14 +174,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
 
     private LegoOptions LegoOptionsFromParameters() => new()
     {
-        Clustering = new RankClusterOptions
-        {
-            K = Rank,
-            KMeans = new KMeansOptions { Restarts = Restarts, MaxIterations = MaxIterations, Tolerance = Tolerance, Seed = unchecked((ulong)(Seed ?? 0)) },
-            Space = Space,
-            Norm = Norm,
-            Device = Device,
-        },
+        Clustering = ClusteringParameters.Options(Rank, Restarts, MaxIterations, Tolerance, unchecked((ulong)(Seed ?? 0)), Space, Norm, Device),
         ParameterReweight = ParameterReweight,
         OutputReweight = OutputReweight,
         Target = Target,
