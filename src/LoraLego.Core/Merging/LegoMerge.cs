@@ -32,8 +32,10 @@ namespace LoraLego.Core.Merging;
 /// <para>Hence: k = number of units with both reweightings off reproduces Cat exactly (every cluster
 /// is one unit, m_j = 1); an adapter merged with itself N times at k = its rank gives it back with
 /// Mean (rho = 1, r = k) and N times it with Sum.</para>
-/// <para>Source of the formulas: the paper's Section 4 names the two reweightings and their causes;
-/// its method text could not be read here, so the exact formulas follow the public reviews ("rescale
+/// <para>Source of the formulas: the paper's abstract and the reviews of it name the two reweightings
+/// and their causes (norm decay, variance expansion). The section numbers cited in this folder (3: MSU
+/// properties, 4: clustering and reweighting) follow the paper's outline as reviews give it; its method
+/// text could not be read here, so the exact formulas follow the public reviews ("rescale
 /// the centroid with respect to the average cluster norm") and the public reimplementation described
 /// in docs ALGORITHMS.md (L-infinity ratio, normalised clustering space, sqrt(r / k)). Both
 /// reweightings are switches and the norm and space are options, so their effect can be measured.</para>
