@@ -25,7 +25,7 @@ try {
     }
     if ($Example) {
         # A child process, so the module's native libraries do not stay loaded in this session.
-        pwsh -NoProfile -Command "Import-Module '$PSScriptRoot/LoraLego.psd1'; & '$PSScriptRoot/examples/inspect-and-export.ps1'"
+        pwsh -NoProfile -Command "Import-Module '$PSScriptRoot/LoraLego.psd1'; & '$PSScriptRoot/examples/merge-lego.ps1'"
     }
 }
 finally {
