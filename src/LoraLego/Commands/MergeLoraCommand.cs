@@ -58,7 +58,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
     [Parameter(ParameterSetName = AdapterSet)]
     public long? Seed { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = AdapterSet)]
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     [Parameter(ParameterSetName = AdapterSet)]
