@@ -34,16 +34,16 @@ internal sealed class GateRuntime : IDisposable
     public Parameter LogTemperature { get; }
 
     /// <summary>
-    /// Computes this pass's gate values from the experts' outputs at the input module (null for an
-    /// expert that does not adapt it) and keeps them for the gate's other modules.
+    /// Computes this pass's gate values, from the input module's input or from the experts' outputs
+    /// there (as the mixture's <see cref="LoraMixture.GateInput"/> says), and keeps them for the
+    /// gate's other modules.
     /// </summary>
-    /// <param name="expertOutputs">Per expert, [batch, seq, out] or null.</param>
+    /// <param name="input">The input module's input, [batch, seq, in].</param>
+    /// <param name="expertOutputs">Per expert, [batch, seq, out] or null where an expert does not adapt the module.</param>
     /// <returns>[batch, seq, experts] float32; disabled experts get exactly 0.</returns>
-    public Tensor Evaluate(IReadOnlyList<Tensor?> expertOutputs)
+    public Tensor Evaluate(Tensor input, IReadOnlyList<Tensor?> expertOutputs)
     {
-        var template = expertOutputs.First(o => o is not null)!;
-        var parts = expertOutputs.Select(o => o?.to(ScalarType.Float32) ?? zeros_like(template, ScalarType.Float32)).ToList();
-        var joined = cat(parts, -1);
+        var joined = _mixture.GateInput == GateInput.HiddenState ? input.to(ScalarType.Float32) : JoinOutputs(expertOutputs);
         long length = joined.shape[^2];
         var positions = arange(1, length + 1, ScalarType.Float32, joined.device).unsqueeze(-1);
         var runningMean = joined.cumsum(-2).div(positions);
@@ -78,6 +78,12 @@ internal sealed class GateRuntime : IDisposable
     {
         _current?.Dispose();
         _current = null;
+    }
+
+    private static Tensor JoinOutputs(IReadOnlyList<Tensor?> expertOutputs)
+    {
+        var template = expertOutputs.First(o => o is not null)!;
+        return cat(expertOutputs.Select(o => o?.to(ScalarType.Float32) ?? zeros_like(template, ScalarType.Float32)).ToList(), -1);
     }
 
     public void Dispose()

@@ -13,10 +13,11 @@ internal sealed class GatedLoraContribution(LoraMixture mixture, GateRuntime gat
     public Tensor Forward(Tensor input)
     {
         var enabled = mixture.Experts.Select(e => mixture.IsEnabled(e.Name)).ToArray();
-        // The gate reads every expert's output, disabled ones included, so masking an expert changes
-        // only the softmax's denominator: the others' logits stay what the gate learned.
-        var outputs = branches.Select((b, i) => b is not null && (isGateInput || enabled[i]) ? b.Forward(input) : null).ToList();
-        var values = isGateInput ? gate.Evaluate(outputs) : gate.Current(input);
+        // A gate that reads the experts' outputs reads the disabled ones too, so masking an expert
+        // changes only the softmax's denominator: the others' logits stay what the gate learned.
+        bool gateReadsOutputs = isGateInput && mixture.GateInput == GateInput.ExpertOutputs;
+        var outputs = branches.Select((b, i) => b is not null && (gateReadsOutputs || enabled[i]) ? b.Forward(input) : null).ToList();
+        var values = isGateInput ? gate.Evaluate(input, outputs) : gate.Current(input);
         Tensor? total = null;
         for (int i = 0; i < outputs.Count; i++)
         {

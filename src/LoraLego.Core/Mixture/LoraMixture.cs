@@ -17,9 +17,10 @@ public sealed partial class LoraMixture : IDisposable
 
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
 
-    private LoraMixture(string name, IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity, double temperature, IReadOnlyList<MixtureGate> gates)
+    private LoraMixture(string name, IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity, double temperature, GateInput gateInput, IReadOnlyList<MixtureGate> gates)
     {
         Name = name;
+        GateInput = gateInput;
         Experts = experts;
         Granularity = granularity;
         Temperature = temperature;
@@ -34,6 +35,9 @@ public sealed partial class LoraMixture : IDisposable
     public IReadOnlyList<string> ExpertNames => Experts.Select(e => e.Name).ToList();
 
     public MixtureGranularity Granularity { get; }
+
+    /// <summary>What the gates read: the experts' outputs (MoLE's design) or the hidden state.</summary>
+    public GateInput GateInput { get; }
 
     /// <summary>The temperature the gates started with; each gate learns its own (<see cref="MixtureGate.Temperature"/>).</summary>
     public double Temperature { get; }
@@ -64,9 +68,10 @@ public sealed partial class LoraMixture : IDisposable
     /// <param name="granularity">One gate per transformer layer (default) or per module.</param>
     /// <param name="temperature">The softmax temperature the gates start with, greater than 0.</param>
     /// <param name="name">The mixture's name.</param>
+    /// <param name="gateInput">What the gates read; the experts' outputs (MoLE's design) by default.</param>
     /// <exception cref="LoraException">No experts, duplicate names, a bad temperature, or experts that disagree on a module's shape.</exception>
     public static LoraMixture Create(IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity = MixtureGranularity.Layer,
-        double temperature = 1.0, string name = "mixture")
+        double temperature = 1.0, string name = "mixture", GateInput gateInput = GateInput.ExpertOutputs)
     {
         ArgumentNullException.ThrowIfNull(experts);
         if (experts.Count == 0)
@@ -75,14 +80,15 @@ public sealed partial class LoraMixture : IDisposable
             throw new LoraException(LoraErrorKind.InvalidArgument, name, $"temperature must be a positive number, not {temperature}");
         if (experts.GroupBy(e => e.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
             throw new LoraException(LoraErrorKind.AlreadyExists, twice.Key, "two experts have this name; import one under another name");
-        var outFeatures = ModuleWidths(experts);
-        var gates = GateLayout(outFeatures.Keys, granularity)
-            .Select(g => new MixtureGate(g.Key, g.Modules[0], g.Modules, experts.Count, experts.Count * outFeatures[g.Modules[0]], temperature))
+        var widths = ModuleWidths(experts);
+        var gates = GateLayout(widths.Keys, granularity)
+            .Select(g => new MixtureGate(g.Key, g.Modules[0], g.Modules, experts.Count,
+                gateInput == GateInput.HiddenState ? widths[g.Modules[0]].In : experts.Count * widths[g.Modules[0]].Out, temperature))
             .ToList();
-        return new LoraMixture(name, experts.ToList(), granularity, temperature, gates);
+        return new LoraMixture(name, experts.ToList(), granularity, temperature, gateInput, gates);
     }
 
-    private static Dictionary<string, long> ModuleWidths(IReadOnlyList<LoraAdapter> experts)
+    private static Dictionary<string, (long In, long Out)> ModuleWidths(IReadOnlyList<LoraAdapter> experts)
     {
         var widths = new Dictionary<string, (long In, long Out, string Expert)>(StringComparer.Ordinal);
         foreach (var expert in experts)
@@ -94,7 +100,7 @@ public sealed partial class LoraMixture : IDisposable
                     throw new LoraException(LoraErrorKind.ShapeMismatch, expert.Path ?? expert.Name,
                         $"module '{module.Key}' maps {module.InFeatures} -> {module.OutFeatures} but expert '{seen.Expert}' maps {seen.In} -> {seen.Out}: the experts are for different models");
             }
-        return widths.ToDictionary(w => w.Key, w => w.Value.Out, StringComparer.Ordinal);
+        return widths.ToDictionary(w => w.Key, w => (w.Value.In, w.Value.Out), StringComparer.Ordinal);
     }
 
     private static IEnumerable<(string Key, IReadOnlyList<string> Modules)> GateLayout(IEnumerable<string> moduleKeys, MixtureGranularity granularity)

@@ -74,6 +74,7 @@ public static class MixtureFolder
         ["version"] = FormatVersion,
         ["name"] = mixture.Name,
         ["granularity"] = mixture.Granularity.ToString(),
+        ["gate_input"] = mixture.GateInput.ToString(),
         ["temperature"] = mixture.Temperature,
         ["experts"] = new JsonArray(mixture.Experts.Select(e => (JsonNode)new JsonObject
         {
@@ -97,7 +98,7 @@ public static class MixtureFolder
             throw new LoraException(LoraErrorKind.NotFound, manifestPath, $"{ManifestFileName} not found: not a mixture folder");
         var manifest = ReadManifest(manifestPath);
         var experts = manifest.Experts.Select(e => PeftAdapterReader.Read(System.IO.Path.Combine(folder, e.Folder), e.Name)).ToList();
-        var mixture = LoraMixture.Create(experts, manifest.Granularity, manifest.Temperature, manifest.Name);
+        var mixture = LoraMixture.Create(experts, manifest.Granularity, manifest.Temperature, manifest.Name, manifest.GateInput);
         try
         {
             if (!mixture.Gates.Select(g => g.Key).SequenceEqual(manifest.Gates))
@@ -120,7 +121,7 @@ public static class MixtureFolder
 
     private sealed record ExpertEntry(string Name, string Folder, bool Enabled);
 
-    private sealed record ManifestContent(string Name, MixtureGranularity Granularity, double Temperature, List<ExpertEntry> Experts,
+    private sealed record ManifestContent(string Name, MixtureGranularity Granularity, GateInput GateInput, double Temperature, List<ExpertEntry> Experts,
         List<string> Gates, MixtureTrainingSummary? Training);
 
     private static ManifestContent ReadManifest(string manifestPath)
@@ -135,13 +136,17 @@ public static class MixtureFolder
                 throw new LoraException(LoraErrorKind.Unsupported, manifestPath, $"mixture format version {root["version"]} is not {FormatVersion}");
             if (!Enum.TryParse<MixtureGranularity>(Required(root, "granularity", manifestPath).GetValue<string>(), out var granularity))
                 throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"granularity '{root["granularity"]}' is neither Layer nor Module");
+            // Folders written before gate_input existed have gates that read the experts' outputs.
+            var gateInputText = root["gate_input"]?.GetValue<string>() ?? nameof(GateInput.ExpertOutputs);
+            if (!Enum.TryParse<GateInput>(gateInputText, out var gateInput))
+                throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"gate_input '{gateInputText}' is neither ExpertOutputs nor HiddenState");
             var experts = Required(root, "experts", manifestPath).AsArray().Select(e => new ExpertEntry(
                 Required(e!, "name", manifestPath).GetValue<string>(),
                 Required(e!, "folder", manifestPath).GetValue<string>(),
                 e!["enabled"]?.GetValue<bool>() ?? true)).ToList();
             var gates = Required(root, "gates", manifestPath).AsArray().Select(g => g!.GetValue<string>()).ToList();
             var training = root["training"] is { } t ? t.Deserialize<MixtureTrainingSummary>(SummaryJson) : null;
-            return new ManifestContent(Required(root, "name", manifestPath).GetValue<string>(), granularity,
+            return new ManifestContent(Required(root, "name", manifestPath).GetValue<string>(), granularity, gateInput,
                 Required(root, "temperature", manifestPath).GetValue<double>(), experts, gates, training);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)

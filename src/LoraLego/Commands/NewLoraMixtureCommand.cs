@@ -22,6 +22,9 @@ public sealed class NewLoraMixtureCommand : LoraCmdlet
     public MixtureGranularity Granularity { get; set; } = MixtureGranularity.Layer;
 
     [Parameter]
+    public GateInput GateInput { get; set; } = GateInput.ExpertOutputs;
+
+    [Parameter]
     [ValidateNotNullOrEmpty]
     public string Name { get; set; } = "mixture";
 
@@ -29,5 +32,5 @@ public sealed class NewLoraMixtureCommand : LoraCmdlet
     protected override void ProcessRecord() => _experts.AddRange(Adapter);
 
     protected override void EndProcessing() =>
-        Guard(Name, () => WriteObject(LoraMixture.Create(_experts, Granularity, Temperature, Name)));
+        Guard(Name, () => WriteObject(LoraMixture.Create(_experts, Granularity, Temperature, Name, GateInput)));
 }

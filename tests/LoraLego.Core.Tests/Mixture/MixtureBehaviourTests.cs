@@ -165,6 +165,22 @@ public sealed class MixtureBehaviourTests : IDisposable
     }
 
     [Fact]
+    public void A_hidden_state_gate_is_as_wide_as_the_layer_input_and_round_trips()
+    {
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")], gateInput: GateInput.HiddenState);
+        Assert.All(mixture.Gates, g => Assert.Equal(64, g.InputWidth));
+        using var byOutputs = LoraMixture.Create([Read("a"), Read("b")]);
+        Assert.Equal(2 * 64, byOutputs.Gates.Single(g => g.Key == "model.layers.0").InputWidth);
+        string folder = Path.Combine(_scratch, "hidden");
+        MixtureFolder.Save(mixture, folder);
+        using var loaded = MixtureFolder.Load(folder);
+        Assert.Equal(GateInput.HiddenState, loaded.GateInput);
+        using var untrained = Logits(loaded);
+        using var average = LogitsWithAdapters(("a", 0.5), ("b", 0.5));
+        Assert.True(GoldenLogits.MaxAbsError(untrained, average) < 1e-5, "an untrained gate is uniform whatever it reads");
+    }
+
+    [Fact]
     public void The_same_seed_trains_the_same_gates()
     {
         using var first = Trained("a", "b");

@@ -29,14 +29,16 @@ public class TwoDomainTests(TwoDomains domains, ITestOutputHelper output) : ICla
         Assert.True(mixture < linear - 0.03, $"mixture {mixture:F4} vs linear {linear:F4}");
         Assert.True(mixture < cat - 0.03, $"mixture {mixture:F4} vs cat {cat:F4}");
         Assert.True(mixture < otherExpert - 0.05, $"mixture {mixture:F4} vs the other domain's expert {otherExpert:F4}");
-        // Not the "small margin" hoped for: the running-mean gate routes only partly (see the routing test).
+        // Still not the "small margin" hoped for: about 0.15 nats, because the causal running-mean
+        // gate has little to go on in a row's first tokens and routes only about 2/3 of the way.
         Assert.True(mixture < ownExpert + 0.25, $"mixture {mixture:F4} vs own expert {ownExpert:F4}");
     }
 
-    // Skipped, visibly, while issue 7 stays open: routing is at noise level. With float-for-float identical
-    // arithmetic except x*x instead of pow(x, 2) in RMSNorm, domain A's mean share went from 0.606 to 0.444,
-    // so the earlier pass was luck, not evidence. The assertions stay as the specification to meet.
-    [Theory(Skip = "MoLE routing is at noise level on the sampled domains (issue 7 open): see the comment above")]
+    // With gates on the experts' outputs (MoLE's design) routing here was at noise level: x*x instead of
+    // pow(x, 2) in RMSNorm moved A's share from 0.606 to 0.444. These gates read the hidden state
+    // (TwoDomains); the shares are 0.59 to 0.66 for training seeds 7, 3 and 11. The thresholds are the
+    // original specification, not fitted to those values.
+    [Theory]
     [InlineData("A", "a")]
     [InlineData("B", "b")]
     public void The_gates_lean_towards_each_domains_own_expert(string domain, string expert)

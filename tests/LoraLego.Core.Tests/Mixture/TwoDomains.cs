@@ -30,7 +30,8 @@ public sealed class TwoDomains : IDisposable
         TrainB = Sample(B, rows: 64, seed: 2);
         TestA = Sample(A, rows: 32, seed: 3);
         TestB = Sample(B, rows: 32, seed: 4);
-        Mixture = LoraMixture.Create([A, B], name: "ab");
+        // The hidden-state gate: the paper's gate on the experts' outputs routes these domains at noise level (MixtureGate).
+        Mixture = LoraMixture.Create([A, B], name: "ab", gateInput: GateInput.HiddenState);
         Training = GateTrainer.Train(Model, Mixture, [.. TrainA, .. TrainB], Options);
     }
 

@@ -1,0 +1,18 @@
+namespace LoraLego.Core.Mixture;
+
+/// <summary>What a mixture's gates read to weigh the experts.</summary>
+public enum GateInput
+{
+    /// <summary>
+    /// The experts' outputs at the gate's input module, concatenated (N x out_features): MoLE's
+    /// design (arXiv 2404.13628), the default.
+    /// </summary>
+    ExpertOutputs,
+
+    /// <summary>
+    /// The hidden state the experts read at the gate's input module (in_features wide). Not the
+    /// paper's: rank-r experts pass on only an N*r-dimensional projection of that state. On the two
+    /// domains sampled from the fixture model it routed clearly better (see <see cref="MixtureGate"/>).
+    /// </summary>
+    HiddenState,
+}
