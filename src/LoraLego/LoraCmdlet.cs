@@ -9,6 +9,13 @@ namespace LoraLego;
 /// </summary>
 public abstract class LoraCmdlet : PSCmdlet
 {
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Cancelled by Ctrl+C (StopProcessing); Core's long operations check it between steps.</summary>
+    protected CancellationToken Stopping => _stopping.Token;
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
     protected static ErrorCategory CategoryOf(LoraErrorKind kind) => kind switch
     {
         LoraErrorKind.NotFound => ErrorCategory.ObjectNotFound,

@@ -27,10 +27,6 @@ public sealed class ExportLoraCommand : LoraCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    private readonly CancellationTokenSource _cancel = new();
-
-    protected override void StopProcessing() => _cancel.Cancel();
-
     protected override void ProcessRecord()
     {
         string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
@@ -47,9 +43,9 @@ public sealed class ExportLoraCommand : LoraCmdlet
             WriteVerbose($"Writing {Adapter.Name} to {folder} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");
             try
             {
-                PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors(), _cancel.Token);
+                PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors(), Stopping);
             }
-            catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+            catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
             {
                 // Ctrl+C: the temporary files are gone and PowerShell is stopping the pipeline.
                 return;

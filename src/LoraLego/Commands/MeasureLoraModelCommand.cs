@@ -8,7 +8,6 @@ namespace LoraLego.Commands;
 [OutputType(typeof(EvaluationResult))]
 public sealed class MeasureLoraModelCommand : ModelCmdlet
 {
-    private readonly CancellationTokenSource _cancel = new();
 
     /// <summary>A JSONL file of {"input_ids": [...]} rows, or {"text": "..."} rows tokenized with the model folder's tokenizer.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -29,7 +28,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
         try
         {
             var options = new EvaluationOptions { BatchSize = BatchSize, MaxLength = MaxLength };
-            var result = WithAdapters(() => PerplexityEvaluator.Evaluate(Model, path, options, ReportProgress, _cancel.Token));
+            var result = WithAdapters(() => PerplexityEvaluator.Evaluate(Model, path, options, ReportProgress, Stopping));
             WriteVerbose($"{result.Rows} rows, {result.Tokens} tokens ({result.SkippedRows} rows too short), loss {result.Loss:F4}, {result.TokensPerSecond:F0} tokens/s");
             WriteObject(result);
         }
@@ -37,7 +36,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
         {
             ThrowLoraError(e, path);
         }
-        catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
         {
             // Ctrl+C: the pipeline is already stopping.
         }
@@ -46,8 +45,6 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
             WriteProgress(new ProgressRecord(2, "Measure-LoraModel", "done") { RecordType = ProgressRecordType.Completed });
         }
     }
-
-    protected override void StopProcessing() => _cancel.Cancel();
 
     private void ReportProgress(EvaluationProgress p) =>
         WriteProgress(new ProgressRecord(2, "Measure-LoraModel", $"{p.Rows} rows, {p.Tokens} tokens")

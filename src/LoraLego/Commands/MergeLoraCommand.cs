@@ -20,7 +20,6 @@ public sealed class MergeLoraCommand : LoraCmdlet
 
     private readonly List<LoraAdapter> _adapters = [];
     private readonly List<RankCluster> _clusters = [];
-    private readonly CancellationTokenSource _cancel = new();
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = AdapterSet)]
     [ValidateNotNullOrEmpty]
@@ -119,7 +118,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         {
             ThrowLoraError(e);
         }
-        catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
         {
             // Ctrl+C: PowerShell is already stopping the pipeline; nothing was written.
         }
@@ -128,8 +127,6 @@ public sealed class MergeLoraCommand : LoraCmdlet
             WriteProgress(new ProgressRecord(1, "Merge-Lora", "done") { RecordType = ProgressRecordType.Completed });
         }
     }
-
-    protected override void StopProcessing() => _cancel.Cancel();
 
     private LoraAdapter MergeAdapters()
     {
@@ -143,7 +140,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         if (Method == LoraMergeMethod.Lego)
         {
             RefuseStandardOnly();
-            return LegoMerge.Merge(inputs, LegoOptionsFromParameters(), Name ?? "lego", WriteVerbose, ReportProgress, _cancel.Token);
+            return LegoMerge.Merge(inputs, LegoOptionsFromParameters(), Name ?? "lego", WriteVerbose, ReportProgress, Stopping);
         }
         RefuseLegoOnly();
         return StandardMerge.Merge(inputs, Method.ToStandard(), new MergeOptions
@@ -158,7 +155,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
             DenseSvd = DenseSvd,
             Verbose = WriteVerbose,
             Progress = ReportProgress,
-            CancellationToken = _cancel.Token,
+            CancellationToken = Stopping,
         });
     }
 
@@ -169,7 +166,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         if (Rank is not null)
             throw new LoraException(LoraErrorKind.InvalidArgument, null, "the clusters already fix each module's rank; set -K on Invoke-RankCluster");
         var options = new LegoOptions { ParameterReweight = ParameterReweight, OutputReweight = OutputReweight, Target = Target };
-        return LegoMerge.Merge(_clusters, AdapterConfig.Bare(), options, Name ?? "lego", WriteVerbose, ReportProgress, _cancel.Token);
+        return LegoMerge.Merge(_clusters, AdapterConfig.Bare(), options, Name ?? "lego", WriteVerbose, ReportProgress, Stopping);
     }
 
     private LegoOptions LegoOptionsFromParameters() => new()

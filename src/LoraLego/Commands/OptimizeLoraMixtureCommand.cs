@@ -9,7 +9,6 @@ namespace LoraLego.Commands;
 [OutputType(typeof(LoraMixture))]
 public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
 {
-    private readonly CancellationTokenSource _stop = new();
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [ValidateNotNull]
@@ -63,11 +62,11 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
                     WriteProgress(record);
                     if (p.EpochLoss is { } epochLoss)
                         WriteVerbose($"epoch {p.Epoch}/{p.Epochs}: mean loss {epochLoss:F4} ({p.Tokens} tokens, {p.Elapsed.TotalSeconds:F1} s)");
-                }, _stop.Token);
+                }, Stopping);
                 WriteObject(Mixture);
             });
         }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
         {
             // Ctrl+C: the gates keep their previous values; PowerShell reports the stop itself.
         }
@@ -77,8 +76,4 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
             WriteProgress(record);
         }
     }
-
-    protected override void StopProcessing() => _stop.Cancel();
-
-    protected override void EndProcessing() => _stop.Dispose();
 }
