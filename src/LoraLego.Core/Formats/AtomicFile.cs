@@ -9,9 +9,7 @@ public static class AtomicFile
     public static void Write(string path, Action<Stream> write)
     {
         path = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(dir);
-        string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        string temp = TempSibling(path);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
