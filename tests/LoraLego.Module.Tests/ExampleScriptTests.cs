@@ -24,6 +24,10 @@ public class ExampleScriptTests(PowerShellSession ps)
         result.AssertNoErrors();
         Assert.Contains(result.Output, o => o.ToString() == "one call equals step by step: True");
         Assert.True(File.Exists(Path.Combine(output, "lego-abc", "adapter_model.safetensors")));
+        // Merged step by step from clusters, it still names adapter a's base model and task.
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(output, "lego-abc", "adapter_config.json")))!;
+        Assert.Equal("../../base", config["base_model_name_or_path"]!.ToString());
+        Assert.Equal("CAUSAL_LM", config["task_type"]!.ToString());
         Assert.Equal(["lego-abc", "ties-svd-abc", "cat-abc"],
             result.Output.Where(o => o.BaseObject.GetType().Name == "LoraAdapter").Select(o => o.Properties["Name"].Value.ToString()));
     }

@@ -73,13 +73,13 @@ public static class LegoMerge
     /// results are held until the merge ends; a caller that must stream calls <see cref="BuildModule"/> per result.
     /// </summary>
     /// <param name="clusters">One result per module.</param>
-    /// <param name="template">Config whose unknown fields the merged adapter keeps (usually the first input's).</param>
+    /// <param name="template">Config whose unknown fields the merged adapter keeps; null for that of the first unit's adapter (<see cref="MsuJoiner.TemplateOf"/>).</param>
     /// <param name="options">Only the reweighting switches and the target are read; the clustering choices come from the results.</param>
     /// <param name="name">The merged adapter's name.</param>
     /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
     /// <param name="progress">Called before each module, as for the standard merges.</param>
     /// <param name="cancellationToken">Checked between modules.</param>
-    public static LoraAdapter Merge(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions? options = null, string name = "lego",
+    public static LoraAdapter Merge(IEnumerable<RankCluster> clusters, AdapterConfig? template, LegoOptions? options = null, string name = "lego",
         Action<string>? verbose = null, Action<MergeProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new LegoOptions();
@@ -89,7 +89,7 @@ public static class LegoMerge
         // Each result carries its own clustering choices; the record shows the first module's.
         var used = options with { Clustering = list[0].Options };
         var inputs = new JsonArray(list.SelectMany(c => c.Adapters).Distinct().Select(a => (JsonNode)new JsonObject { ["adapter"] = a }).ToArray());
-        return Assemble(list, template, used, Record(used, inputs), name, list.Count, verbose, progress, cancellationToken);
+        return Assemble(list, template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)), used, Record(used, inputs), name, list.Count, verbose, progress, cancellationToken);
     }
 
     /// <summary>

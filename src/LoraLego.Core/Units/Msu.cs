@@ -1,3 +1,5 @@
+using LoraLego.Core.Adapters;
+
 namespace LoraLego.Core.Units;
 
 /// <summary>
@@ -29,6 +31,12 @@ public sealed class Msu
 
     /// <summary>The name of the adapter the unit came from.</summary>
     public string Adapter { get; }
+
+    /// <summary>
+    /// The config of the adapter the unit came from (null for a unit built by hand): what is joined
+    /// or merged from units keeps its base model, task type and other fields.
+    /// </summary>
+    public AdapterConfig? AdapterConfig { get; init; }
 
     /// <summary>The module path, e.g. model.layers.0.self_attn.q_proj.</summary>
     public string ModuleKey { get; }
@@ -97,7 +105,10 @@ public sealed class Msu
     }
 
     /// <summary>The same unit with A and B negated: the update is unchanged.</summary>
-    public Msu Negated() => new(Adapter, ModuleKey, Index, Array.ConvertAll(A, x => -x), Array.ConvertAll(B, x => -x), Scaling, SourceRank, FanInFanOut, !SignFlipped);
+    public Msu Negated() => new(Adapter, ModuleKey, Index, Array.ConvertAll(A, x => -x), Array.ConvertAll(B, x => -x), Scaling, SourceRank, FanInFanOut, !SignFlipped)
+    {
+        AdapterConfig = AdapterConfig,
+    };
 
     public override string ToString() => $"{Adapter}:{ModuleKey}[{Index}] norm {Norm:G4}";
 

@@ -14,12 +14,21 @@ public static class MsuJoiner
 {
     /// <param name="units">Units of any adapters and modules; modules appear in order of their first unit.</param>
     /// <param name="name">The joined adapter's name.</param>
-    /// <param name="template">Config whose unknown fields (base model, task type) the result keeps; null for a bare LoRA config.</param>
+    /// <param name="template">Config whose unknown fields (base model, task type) the result keeps; null for <see cref="TemplateOf"/> the units.</param>
     public static LoraAdapter Join(IEnumerable<Msu> units, string name = "joined", AdapterConfig? template = null)
     {
-        var modules = MsuPool.FromUnits(units).Select(JoinModule).ToList();
-        return LoraAdapter.Create(name, template ?? AdapterConfig.Bare(), modules);
+        var pools = MsuPool.FromUnits(units).ToList();
+        var modules = pools.Select(JoinModule).ToList();
+        return LoraAdapter.Create(name, template ?? TemplateOf(pools.SelectMany(p => p.Units)), modules);
     }
+
+    /// <summary>
+    /// The config that what is built from <paramref name="units"/> keeps, as a merge of whole
+    /// adapters keeps its first input's: the first unit's adapter's, or a bare LoRA config when
+    /// no unit knows its adapter.
+    /// </summary>
+    public static AdapterConfig TemplateOf(IEnumerable<Msu> units) =>
+        units.Select(u => u.AdapterConfig).FirstOrDefault(c => c is not null) ?? AdapterConfig.Bare();
 
     /// <summary>
     /// One module from the pooled units. Units that share one scaling keep their factors as they

@@ -20,13 +20,13 @@ public static class MsuSplitter
         {
             if (!filter.Matches(module.Key))
                 continue;
-            foreach (var unit in SplitModule(adapter.Name, module, weight))
+            foreach (var unit in SplitModule(adapter, module, weight))
                 yield return unit;
         }
     }
 
-    /// <summary>The units of one module.</summary>
-    public static IReadOnlyList<Msu> SplitModule(string adapterName, LoraModule module, double weight = 1.0)
+    /// <summary>The units of one module of <paramref name="adapter"/>.</summary>
+    public static IReadOnlyList<Msu> SplitModule(LoraAdapter adapter, LoraModule module, double weight = 1.0)
     {
         float[] a = module.A.ToArray();
         float[] b = module.B.ToArray();
@@ -41,7 +41,7 @@ public static class MsuSplitter
             var column = new float[outFeatures];
             for (int o = 0; o < outFeatures; o++)
                 column[o] = b[o * rank + i];
-            units[i] = new Msu(adapterName, module.Key, i, row, column, scaling, rank, module.FanInFanOut);
+            units[i] = new Msu(adapter.Name, module.Key, i, row, column, scaling, rank, module.FanInFanOut) { AdapterConfig = adapter.Config };
         }
         return units;
     }
@@ -59,7 +59,7 @@ public static class MsuSplitter
             var units = new List<Msu>();
             foreach (var input in inputs)
                 if (input.Weight != 0 && input.Adapter.GetModule(key) is { } module)
-                    units.AddRange(SplitModule(input.Adapter.Name, module, input.Weight));
+                    units.AddRange(SplitModule(input.Adapter, module, input.Weight));
             if (units.Count > 0)
                 yield return new MsuPool(key, units);
         }

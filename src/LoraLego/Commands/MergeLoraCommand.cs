@@ -166,7 +166,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         if (Rank is not null)
             throw new LoraException(LoraErrorKind.InvalidArgument, null, "the clusters already fix each module's rank; set -K on Invoke-RankCluster");
         var options = new LegoOptions { ParameterReweight = ParameterReweight, OutputReweight = OutputReweight, Target = Target };
-        return LegoMerge.Merge(_clusters, AdapterConfig.Bare(), options, Name ?? "lego", WriteVerbose, ReportProgress, Stopping);
+        return LegoMerge.Merge(_clusters, null, options, Name ?? "lego", WriteVerbose, ReportProgress, Stopping);
     }
 
     private LegoOptions LegoOptionsFromParameters() => new()

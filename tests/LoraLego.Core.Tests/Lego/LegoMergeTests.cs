@@ -136,7 +136,7 @@ public class LegoMergeTests
         var cluster = RankClusterer.Cluster(pool, clustering);
         var module = LegoMerge.BuildModule(cluster, new LegoOptions { Clustering = clustering, OutputReweight = false });
         Assert.Equal(1.0, module.Scaling);
-        var units = MsuSplitter.SplitModule("merged", module);
+        var units = MsuSplitter.SplitModule(LoraAdapter.Create("merged", AdapterConfig.Bare(), [module]), module);
         for (int j = 0; j < cluster.K; j++)
         {
             double[] vector = [.. units[j].B.Select(v => (double)v), .. units[j].A.Select(v => (double)v)];
@@ -175,8 +175,12 @@ public class LegoMergeTests
         var options = WithK(new LegoOptions(), 6);
         var units = inputs.SelectMany(i => MsuSplitter.Split(i.Adapter, i.Weight));
         var clusters = RankClusterer.Cluster(units, options.Clustering);
-        var fromClusters = LegoMerge.Merge(clusters, inputs[0].Adapter.Config, options);
+        var fromClusters = LegoMerge.Merge(clusters, template: null, options);
         var direct = LegoMerge.Merge(inputs, options);
+        // The units carry their adapter's config, so the step-by-step form keeps the first input's
+        // base model, task type and other fields, as the one-call form does.
+        Assert.Equal("../../base", fromClusters.BaseModel);
+        Assert.Equal(WithoutRecord(direct.Config.Json), WithoutRecord(fromClusters.Config.Json));
         Assert.Equal(direct.Modules.Select(m => m.Key).Order(), fromClusters.Modules.Select(m => m.Key).Order());
         foreach (var m in direct.Modules)
         {
@@ -185,6 +189,13 @@ public class LegoMergeTests
             Assert.Equal(m.A.ToArray(), other.A.ToArray());
             Assert.Equal(m.B.ToArray(), other.B.ToArray());
         }
+    }
+
+    private static string WithoutRecord(JsonObject config)
+    {
+        var copy = (JsonObject)config.DeepClone();
+        Assert.True(copy.Remove("loralego"));
+        return copy.ToJsonString();
     }
 
     [Fact]

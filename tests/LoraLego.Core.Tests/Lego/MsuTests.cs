@@ -1,3 +1,4 @@
+using LoraLego.Core.Adapters;
 using LoraLego.Core.Merging;
 using LoraLego.Core.Units;
 using static LoraLego.Core.Tests.Lego.TestAdapters;
@@ -37,8 +38,10 @@ public class MsuTests
     public void Join_of_split_reproduces_the_adapter(string name)
     {
         var adapter = Fixture(name);
-        var joined = MsuJoiner.Join(MsuSplitter.Split(adapter), "joined", adapter.Config);
+        var joined = MsuJoiner.Join(MsuSplitter.Split(adapter), "joined");
         var expected = Fixtures.ReadDeltas(Fixtures.Adapter(name));
+        Assert.Equal(adapter.BaseModel, joined.BaseModel);
+        Assert.Equal(adapter.Config.Json["task_type"]!.ToString(), joined.Config.Json["task_type"]!.ToString());
         Assert.Equal(expected.Keys.Order(), joined.Modules.Select(m => m.Key).Order());
         foreach (var m in joined.Modules)
         {
@@ -54,6 +57,7 @@ public class MsuTests
         MergeInput[] inputs = [new(Fixture("a")), new(Fixture("c"), 0.5), new(Fixture("d"), -2)];
         var joined = MsuJoiner.Join(inputs.SelectMany(i => MsuSplitter.Split(i.Adapter, i.Weight)));
         Assert.Equal(14, joined.ModuleCount);
+        Assert.Equal("../../base", joined.BaseModel);
         Assert.Equal(8 + 4 + 16, joined.GetModule("model.layers.0.self_attn.v_proj")!.Rank);
         Assert.Equal(8 + 4, joined.GetModule("model.layers.0.self_attn.k_proj")!.Rank);
         foreach (var m in joined.Modules)
@@ -69,13 +73,16 @@ public class MsuTests
     [InlineData(-0.7)]
     public void A_unit_and_its_negation_have_one_canonical_form(double scaling)
     {
-        var unit = new Msu("x", "m", 0, [0.1f, -0.5f, 0.2f], [0.3f, -0.05f], scaling, 1);
+        var config = AdapterConfig.Bare();
+        var unit = new Msu("x", "m", 0, [0.1f, -0.5f, 0.2f], [0.3f, -0.05f], scaling, 1) { AdapterConfig = config };
+        Assert.Same(config, unit.Negated().AdapterConfig);
         var canonical = SignCanonicalizer.Canonicalize(unit);
         var stored = unit.Negated();
         var fromNegated = SignCanonicalizer.Canonicalize(new Msu("x", "m", 0, stored.A, stored.B, scaling, 1));
         Assert.Equal(canonical.A, fromNegated.A);
         Assert.Equal(canonical.B, fromNegated.B);
         Assert.NotEqual(canonical.SignFlipped, fromNegated.SignFlipped);
+        Assert.Null(MsuJoiner.Join([unit]).BaseModel);
         double[] folded = [.. canonical.FoldedB(), .. canonical.FoldedA()];
         Assert.True(folded.MaxBy(Math.Abs) > 0);
         Assert.Equal(unit.Norm, canonical.Norm, 12);
