@@ -94,6 +94,27 @@ public class MergeLoraTests(PowerShellSession ps)
     }
 
     [Theory]
+    [InlineData("Merge-Lora -Method Cat")]
+    [InlineData("Split-Msu | Invoke-RankCluster -K 4 | Merge-Lora")]
+    [InlineData("New-LoraMixture")]
+    public void Adapters_of_different_base_models_are_merged_or_mixed_with_a_warning(string command)
+    {
+        string other = Path.Combine(ps.Scratch, "b-other-base");
+        Directory.CreateDirectory(other);
+        string source = Path.Combine(Paths.PeftTinyLlama, "adapters", "b");
+        File.Copy(Path.Combine(source, "adapter_model.safetensors"), Path.Combine(other, "adapter_model.safetensors"), overwrite: true);
+        File.WriteAllText(Path.Combine(other, "adapter_config.json"),
+            File.ReadAllText(Path.Combine(source, "adapter_config.json")).Replace("\"../../base\"", "\"other/base\""));
+        var same = ps.Run(Setup + $"Import-Lora \"$ad/a\", \"$ad/b\" | {command} | ForEach-Object Name");
+        same.AssertNoErrors();
+        Assert.DoesNotContain(same.Warnings, w => w.Contains("base models"));
+        var mixed = ps.Run(Setup + $"Import-Lora \"$ad/a\", '{other}' | {command} | ForEach-Object Name");
+        mixed.AssertNoErrors();
+        Assert.Single(mixed.Output);
+        Assert.Contains(mixed.Warnings, w => w.Contains("2 different base models (a: ../../base; b-other-base: other/base)"));
+    }
+
+    [Theory]
     [InlineData("Merge-Lora -Method Ties -Weight 1, 2, 3", "-Weight has 3 values for 2 adapters")]
     [InlineData("Merge-Lora -Method Ties -Density 0.5 -Restarts 3", "-Restarts applies to -Method Lego only")]
     [InlineData("Merge-Lora -Method Lego -Density 0.5", "-Density applies to the PEFT methods")]

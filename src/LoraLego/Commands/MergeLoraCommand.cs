@@ -110,6 +110,11 @@ public sealed class MergeLoraCommand : LoraCmdlet
     {
         try
         {
+            var named = ParameterSetName == ClusterSet
+                ? _clusters.SelectMany(c => c.Units).Select(u => (u.Adapter, u.AdapterConfig?.BaseModel))
+                : _adapters.Select(a => (a.Name, a.BaseModel));
+            if (BaseModelAgreement.Disagreement(named) is { } disagreement)
+                WriteWarning($"{disagreement}; the merged adapter names the first input's");
             var merged = ParameterSetName == ClusterSet ? MergeClusters() : MergeAdapters();
             WriteVerbose($"{merged.Name}: {merged.ModuleCount} modules, {merged.ParameterCount} parameters");
             WriteObject(merged);

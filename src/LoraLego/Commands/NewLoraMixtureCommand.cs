@@ -32,5 +32,10 @@ public sealed class NewLoraMixtureCommand : LoraCmdlet
     protected override void ProcessRecord() => _experts.AddRange(Adapter);
 
     protected override void EndProcessing() =>
-        Guard(Name, () => WriteObject(LoraMixture.Create(_experts, Granularity, Temperature, Name, GateInput)));
+        Guard(Name, () =>
+        {
+            if (BaseModelAgreement.Disagreement(_experts.Select(e => (e.Name, e.BaseModel))) is { } disagreement)
+                WriteWarning(disagreement);
+            WriteObject(LoraMixture.Create(_experts, Granularity, Temperature, Name, GateInput));
+        });
 }
