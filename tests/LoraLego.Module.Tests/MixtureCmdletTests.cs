@@ -74,12 +74,32 @@ public class MixtureCmdletTests(PowerShellSession ps)
     }
 
     [Fact]
+    public void A_likelihood_mixture_trains_measures_and_round_trips_through_the_cmdlets()
+    {
+        string folder = Path.Combine(ps.Scratch, "mixture-likelihood");
+        var result = ps.Run(Setup + """
+
+            $lik = Import-Lora "$Fixtures/peft-tiny-llama/adapters/a", "$Fixtures/peft-tiny-llama/adapters/b" | New-LoraMixture -Name lik -GateInput Likelihood
+            $lik = Optimize-LoraMixture $lik -Model $model -Data $data -BatchSize 8 -LearningRate 0.05
+            $before = (Measure-LoraModel -Model $model -Mixture $lik -Data $data).Loss
+            Export-LoraMixture $lik $folder
+            $back = Import-LoraMixture $folder
+            $back.GateInput
+            $before -eq (Measure-LoraModel -Model $model -Mixture $back -Data $data).Loss
+            $before -ne (Measure-LoraModel -Model $model -Mixture $mix -Data $data).Loss
+            """, new Dictionary<string, object?> { ["folder"] = folder });
+        result.AssertNoErrors();
+        Assert.Equal(["Likelihood", "True", "True"], result.Output.Select(o => o.ToString()));
+    }
+
+    [Fact]
     public void A_mixture_renders_as_a_table()
     {
         string text = ps.Render(Setup + "\n$mix");
         Assert.Contains("ab", text);
         Assert.Contains("a, b", text);
         Assert.Contains("Layer", text);
+        Assert.Contains("ExpertOutputs", text);
     }
 
     [Fact]

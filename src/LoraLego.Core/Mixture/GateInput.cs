@@ -15,4 +15,14 @@ public enum GateInput
     /// domains sampled from the fixture model it routed clearly better (see <see cref="MixtureGate"/>).
     /// </summary>
     HiddenState,
+
+    /// <summary>
+    /// Each expert's log-likelihood of the row so far (the sum of log p_i(token_s | earlier tokens)
+    /// over s up to the current token), centred over the experts: the evidence for which expert
+    /// wrote the row, which a Bayesian choice of expert would use. Not the paper's, and dearer:
+    /// every forward pass first runs the model once per expert. Routes where the domains differ
+    /// in which token follows which rather than in their vocabulary, which gates on pooled
+    /// states cannot see (docs/mole-routing.md).
+    /// </summary>
+    Likelihood,
 }

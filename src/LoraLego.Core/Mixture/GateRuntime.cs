@@ -14,11 +14,14 @@ internal sealed class GateRuntime : IDisposable
     private const double NormEpsilon = 1e-5;
 
     private readonly LoraMixture _mixture;
+    private readonly ExpertLikelihoods? _likelihoods;
     private Tensor? _current;
 
-    public GateRuntime(LoraMixture mixture, MixtureGate gate, Device device, GateRecorder recorder)
+    /// <param name="likelihoods">The per-expert evidence, for a mixture whose gates read <see cref="GateInput.Likelihood"/>.</param>
+    public GateRuntime(LoraMixture mixture, MixtureGate gate, Device device, GateRecorder recorder, ExpertLikelihoods? likelihoods)
     {
         _mixture = mixture;
+        _likelihoods = likelihoods;
         Gate = gate;
         Recorder = recorder;
         Weight = new Parameter(gate.Weight.to(device, copy: true), requires_grad: true);
@@ -33,28 +36,49 @@ internal sealed class GateRuntime : IDisposable
 
     public Parameter LogTemperature { get; }
 
+    /// <summary>Which experts this pass runs: the enabled ones, or the one expert a likelihood pass measures.</summary>
+    public bool[] ActiveExperts() =>
+        _likelihoods?.ForcedExpert is int forced
+            ? _mixture.Experts.Select((_, i) => i == forced).ToArray()
+            : _mixture.Experts.Select(e => _mixture.IsEnabled(e.Name)).ToArray();
+
     /// <summary>
-    /// Computes this pass's gate values, from the input module's input or from the experts' outputs
-    /// there (as the mixture's <see cref="LoraMixture.GateInput"/> says), and keeps them for the
-    /// gate's other modules.
+    /// Computes this pass's gate values, from the input module's input, the experts' outputs
+    /// there, or the experts' likelihoods (as the mixture's <see cref="LoraMixture.GateInput"/>
+    /// says), and keeps them for the gate's other modules.
     /// </summary>
     /// <param name="input">The input module's input, [batch, seq, in].</param>
     /// <param name="expertOutputs">Per expert, [batch, seq, out] or null where an expert does not adapt the module.</param>
     /// <returns>[batch, seq, experts] float32; disabled experts get exactly 0.</returns>
     public Tensor Evaluate(Tensor input, IReadOnlyList<Tensor?> expertOutputs)
     {
-        var joined = _mixture.GateInput == GateInput.HiddenState ? input.to(ScalarType.Float32) : JoinOutputs(expertOutputs);
-        long length = joined.shape[^2];
-        var positions = arange(1, length + 1, ScalarType.Float32, joined.device).unsqueeze(-1);
-        var runningMean = joined.cumsum(-2).div(positions);
-        var normalized = nn.functional.layer_norm(runningMean, [joined.shape[^1]], eps: NormEpsilon);
-        var logits = nn.functional.linear(normalized, Weight).div(LogTemperature.exp());
-        var disabled = tensor(_mixture.Experts.Select(e => !_mixture.IsEnabled(e.Name)).ToArray(), device: joined.device);
+        if (_likelihoods?.ForcedExpert is int forced)
+        {
+            var alone = nn.functional.one_hot(full(input.shape[..^1], forced, ScalarType.Int64, input.device), _mixture.Experts.Count).to(ScalarType.Float32);
+            Keep(alone);
+            return alone;
+        }
+        var features = GateFeatures(input, expertOutputs);
+        var logits = nn.functional.linear(features, Weight).div(LogTemperature.exp());
+        var disabled = tensor(_mixture.Experts.Select(e => !_mixture.IsEnabled(e.Name)).ToArray(), device: features.device);
         using var minusInfinity = double.NegativeInfinity.ToScalar();
         var values = logits.masked_fill(disabled, minusInfinity).softmax(-1);
         Keep(values);
         Recorder.Record(Gate, values);
         return values;
+    }
+
+    // The likelihoods are already sums over the row so far, and their size is the evidence, so
+    // they are used as they are; states and outputs are averaged over the row so far and normalised.
+    private Tensor GateFeatures(Tensor input, IReadOnlyList<Tensor?> expertOutputs)
+    {
+        if (_mixture.GateInput == GateInput.Likelihood)
+            return _likelihoods?.Features ?? throw new InvalidOperationException($"gate {Gate.Key}: no expert likelihoods for this pass");
+        var joined = _mixture.GateInput == GateInput.HiddenState ? input.to(ScalarType.Float32) : JoinOutputs(expertOutputs);
+        long length = joined.shape[^2];
+        var positions = arange(1, length + 1, ScalarType.Float32, joined.device).unsqueeze(-1);
+        var runningMean = joined.cumsum(-2).div(positions);
+        return nn.functional.layer_norm(runningMean, [joined.shape[^1]], eps: NormEpsilon);
     }
 
     /// <summary>This pass's gate values, as computed at the input module.</summary>

@@ -12,7 +12,7 @@ internal sealed class GatedLoraContribution(LoraMixture mixture, GateRuntime gat
 {
     public Tensor Forward(Tensor input)
     {
-        var enabled = mixture.Experts.Select(e => mixture.IsEnabled(e.Name)).ToArray();
+        var enabled = gate.ActiveExperts();
         // A gate that reads the experts' outputs reads the disabled ones too, so masking an expert
         // changes only the softmax's denominator: the others' logits stay what the gate learned.
         bool gateReadsOutputs = isGateInput && mixture.GateInput == GateInput.ExpertOutputs;

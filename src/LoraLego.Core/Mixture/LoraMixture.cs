@@ -83,7 +83,12 @@ public sealed partial class LoraMixture : IDisposable
         var widths = ModuleWidths(experts);
         var gates = GateLayout(widths.Keys, granularity)
             .Select(g => new MixtureGate(g.Key, g.Modules[0], g.Modules, experts.Count,
-                gateInput == GateInput.HiddenState ? widths[g.Modules[0]].In : experts.Count * widths[g.Modules[0]].Out, temperature))
+                gateInput switch
+                {
+                    GateInput.HiddenState => widths[g.Modules[0]].In,
+                    GateInput.Likelihood => experts.Count,
+                    _ => experts.Count * widths[g.Modules[0]].Out,
+                }, temperature))
             .ToList();
         return new LoraMixture(name, experts.ToList(), granularity, temperature, gateInput, gates);
     }

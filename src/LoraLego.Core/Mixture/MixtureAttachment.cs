@@ -13,6 +13,7 @@ public sealed class MixtureAttachment : IDisposable
 {
     private readonly List<(AdaptedLinear Layer, GatedLoraContribution Contribution)> _contributions = [];
     private readonly List<GateRuntime> _gates = [];
+    private ExpertLikelihoods? _likelihoods;
 
     private MixtureAttachment(LoraMixture mixture, BaseModel model)
     {
@@ -39,9 +40,16 @@ public sealed class MixtureAttachment : IDisposable
         var attachment = new MixtureAttachment(mixture, model);
         try
         {
+            if (mixture.GateInput == GateInput.Likelihood)
+            {
+                if (model.BeforeForward is not null)
+                    throw new LoraException(LoraErrorKind.InvalidArgument, mixture.Name, "another mixture is attached to this model; dispose it first");
+                var likelihoods = attachment._likelihoods = new ExpertLikelihoods(model, mixture.Experts.Count);
+                model.BeforeForward = likelihoods.Prepare;
+            }
             foreach (var gate in mixture.Gates)
             {
-                var runtime = new GateRuntime(mixture, gate, model.Device, attachment.Recorder);
+                var runtime = new GateRuntime(mixture, gate, model.Device, attachment.Recorder, attachment._likelihoods);
                 attachment._gates.Add(runtime);
                 foreach (var key in gate.Modules)
                 {
@@ -106,6 +114,12 @@ public sealed class MixtureAttachment : IDisposable
     /// <summary>Takes the mixture out of the model: the layers it set go back to no contribution.</summary>
     public void Dispose()
     {
+        if (_likelihoods is not null)
+        {
+            Model.BeforeForward = null;
+            _likelihoods.Dispose();
+            _likelihoods = null;
+        }
         foreach (var (layer, contribution) in _contributions)
         {
             if (ReferenceEquals(layer.Contribution, contribution))

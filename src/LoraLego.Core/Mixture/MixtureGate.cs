@@ -3,8 +3,9 @@ using static TorchSharp.torch;
 namespace LoraLego.Core.Mixture;
 
 /// <summary>
-/// One gate of a <see cref="LoraMixture"/>: from what it reads at its input module (the experts'
-/// outputs, or the hidden state; <see cref="GateInput"/>) it computes, for every token, one weight per expert, and those weights mix the experts at every
+/// One gate of a <see cref="LoraMixture"/>: from what it reads (the experts' outputs or the hidden
+/// state at its input module, or the experts' likelihoods of the row; <see cref="GateInput"/>) it
+/// computes, for every token, one weight per expert, and those weights mix the experts at every
 /// module it governs. Holds its learned parameters on the CPU in float32.
 /// </summary>
 /// <remarks>
@@ -14,7 +15,9 @@ namespace LoraLego.Core.Mixture;
 /// value never depends on later tokens, which would leak the next-token targets into training,
 /// and works for any length); z_t = layer_norm(p_t) without affine terms;
 /// g_t = softmax(W z_t / tau) over the enabled experts, with tau = exp(log_temperature) learned.
-/// W starts at zero, so an untrained gate is uniform.
+/// With <see cref="GateInput.Likelihood"/>, z_t is instead the vector of the experts'
+/// log-likelihoods of tokens 1..t, centred over the experts, used as it is: its size is the
+/// evidence. W starts at zero, so an untrained gate is uniform.
 /// <para>
 /// Why HiddenState exists (a departure from MoLE, whose gate reads the experts' outputs): rank-r
 /// experts pass on only an N*r-dimensional projection of the state they read. On the two domains
@@ -23,7 +26,9 @@ namespace LoraLego.Core.Mixture;
 /// 0.39/0.52 (seed 3), 0.55/0.51 (seed 11), and computing x*x instead of pow(x, 2) in RMSNorm
 /// moved A's from 0.61 to 0.44. Gates on the hidden state gave 0.65/0.65, 0.61/0.66 and 0.61/0.59,
 /// and the mixture's held-out loss went from 5.490/5.486 to 5.438/5.470 nats (seed 7). Reading both
-/// was worse than the hidden state alone (0.57/0.66 and 0.53/0.57).
+/// was worse than the hidden state alone (0.57/0.66 and 0.53/0.57). Both pool per-token states and
+/// miss that these domains differ in which token follows which; <see cref="GateInput.Likelihood"/>
+/// reads exactly that and routes 0.97 (docs/mole-routing.md).
 /// </para>
 /// </remarks>
 public sealed class MixtureGate : IDisposable
@@ -48,7 +53,7 @@ public sealed class MixtureGate : IDisposable
     /// <summary>The modules whose experts this gate's values mix, in forward order.</summary>
     public IReadOnlyList<string> Modules { get; }
 
-    /// <summary>Columns of the projection: expert count times the input module's output width.</summary>
+    /// <summary>Columns of the projection: expert count times the input module's output width, its input width (HiddenState), or the expert count (Likelihood).</summary>
     public long InputWidth => Weight.shape[1];
 
     /// <summary>The learned softmax temperature.</summary>

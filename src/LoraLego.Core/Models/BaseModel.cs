@@ -239,9 +239,17 @@ public sealed class BaseModel : IDisposable
         return ForwardPass(inputIds);
     }
 
+    /// <summary>
+    /// Called with the input ids at the start of every forward pass, before any layer runs: a
+    /// contribution that needs a look at the whole pass first (a mixture whose gates read the
+    /// experts' likelihoods) sets it while attached. It may run forward passes of its own.
+    /// </summary>
+    internal Action<Tensor>? BeforeForward { get; set; }
+
     private Tensor ForwardPass(Tensor inputIds)
     {
         CheckInputShape(inputIds);
+        BeforeForward?.Invoke(inputIds);
         using var scope = NewDisposeScope();
         long batch = inputIds.shape[0], length = inputIds.shape[1];
         var ids = inputIds.to(ScalarType.Int64, Device);

@@ -38,9 +38,11 @@ public sealed class MixtureBehaviourTests : IDisposable
     }
 
     // A few steps on fixed rows with a large learning rate, so the gates are far from uniform.
-    private LoraMixture Trained(params string[] experts)
+    private LoraMixture Trained(params string[] experts) => Trained(GateInput.ExpertOutputs, experts);
+
+    private LoraMixture Trained(GateInput gateInput, params string[] experts)
     {
-        var mixture = LoraMixture.Create(experts.Select(Read).ToList(), name: "trained");
+        var mixture = LoraMixture.Create(experts.Select(Read).ToList(), name: "trained", gateInput: gateInput);
         var random = new Random(3);
         var rows = Enumerable.Range(0, 8).Select(_ => Enumerable.Range(0, 12).Select(_ => (long)random.Next(256)).ToArray()).ToList();
         GateTrainer.Train(_model, mixture, rows, new GateTrainingOptions { Epochs = 3, LearningRate = 0.5, BatchSize = 4 });
@@ -48,21 +50,26 @@ public sealed class MixtureBehaviourTests : IDisposable
     }
 
     [Theory]
-    [InlineData(MixtureGranularity.Layer)]
-    [InlineData(MixtureGranularity.Module)]
-    public void A_mixture_of_one_expert_is_that_adapter(MixtureGranularity granularity)
+    [InlineData(MixtureGranularity.Layer, GateInput.ExpertOutputs)]
+    [InlineData(MixtureGranularity.Module, GateInput.ExpertOutputs)]
+    [InlineData(MixtureGranularity.Layer, GateInput.HiddenState)]
+    [InlineData(MixtureGranularity.Module, GateInput.Likelihood)]
+    public void A_mixture_of_one_expert_is_that_adapter(MixtureGranularity granularity, GateInput gateInput)
     {
-        using var mixture = LoraMixture.Create([Read("a")], granularity);
+        using var mixture = LoraMixture.Create([Read("a")], granularity, gateInput: gateInput);
         using var logits = Logits(mixture);
         using var expected = GoldenLogits.Expected("adapter/a");
         Assert.True(GoldenLogits.MaxAbsError(logits, expected) < GoldenLogits.Tolerance);
         Assert.Equal(granularity == MixtureGranularity.Layer ? 2 : 14, mixture.Gates.Count);
     }
 
-    [Fact]
-    public void Disabling_the_other_expert_of_a_trained_pair_gives_the_remaining_adapter_and_enabling_restores_the_mixture()
+    [Theory]
+    [InlineData(GateInput.ExpertOutputs)]
+    [InlineData(GateInput.HiddenState)]
+    [InlineData(GateInput.Likelihood)]
+    public void Disabling_the_other_expert_of_a_trained_pair_gives_the_remaining_adapter_and_enabling_restores_the_mixture(GateInput gateInput)
     {
-        using var mixture = Trained("a", "b");
+        using var mixture = Trained(gateInput, "a", "b");
         using var before = Logits(mixture);
         using var adapterA = LogitsWithAdapters(("a", 1.0));
         Assert.True(GoldenLogits.MaxAbsError(before, adapterA) > 1e-3, "the trained mixture should differ from a alone");
@@ -141,10 +148,12 @@ public sealed class MixtureBehaviourTests : IDisposable
         Assert.True(GoldenLogits.MaxAbsError(withoutBalance, withBalance) > 0, "the balance term carried no gradient");
     }
 
-    [Fact]
-    public void Export_then_import_gives_identical_logits_masks_and_training()
+    [Theory]
+    [InlineData(GateInput.ExpertOutputs)]
+    [InlineData(GateInput.Likelihood)]
+    public void Export_then_import_gives_identical_logits_masks_and_training(GateInput gateInput)
     {
-        using var mixture = Trained("a", "b", "c");
+        using var mixture = Trained(gateInput, "a", "b", "c");
         mixture.Disable("b");
         string folder = Path.Combine(_scratch, "mix");
         MixtureFolder.Save(mixture, folder);
@@ -164,20 +173,81 @@ public sealed class MixtureBehaviourTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(folder, MixtureFolder.ExpertsFolderName, "b")), "replacing a mixture leaves no stale experts");
     }
 
-    [Fact]
-    public void A_hidden_state_gate_is_as_wide_as_the_layer_input_and_round_trips()
+    // Layer 0's gate reads q_proj: 64 wide in and out on the fixture model.
+    [Theory]
+    [InlineData(GateInput.ExpertOutputs, 2 * 64)]
+    [InlineData(GateInput.HiddenState, 64)]
+    [InlineData(GateInput.Likelihood, 2)]
+    public void A_gate_is_as_wide_as_what_it_reads_and_round_trips(GateInput gateInput, long width)
     {
-        using var mixture = LoraMixture.Create([Read("a"), Read("b")], gateInput: GateInput.HiddenState);
-        Assert.All(mixture.Gates, g => Assert.Equal(64, g.InputWidth));
-        using var byOutputs = LoraMixture.Create([Read("a"), Read("b")]);
-        Assert.Equal(2 * 64, byOutputs.Gates.Single(g => g.Key == "model.layers.0").InputWidth);
-        string folder = Path.Combine(_scratch, "hidden");
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")], gateInput: gateInput);
+        Assert.Equal(width, mixture.Gates.Single(g => g.Key == "model.layers.0").InputWidth);
+        string folder = Path.Combine(_scratch, gateInput.ToString());
         MixtureFolder.Save(mixture, folder);
         using var loaded = MixtureFolder.Load(folder);
-        Assert.Equal(GateInput.HiddenState, loaded.GateInput);
+        Assert.Equal(gateInput, loaded.GateInput);
         using var untrained = Logits(loaded);
         using var average = LogitsWithAdapters(("a", 0.5), ("b", 0.5));
         Assert.True(GoldenLogits.MaxAbsError(untrained, average) < 1e-5, "an untrained gate is uniform whatever it reads");
+    }
+
+    // With identity weights and temperature 1 a likelihood gate is Bayes' rule under a uniform
+    // prior: at each token, the posterior probability that each expert wrote the row so far,
+    // here computed from each adapter's own logits. Amplified experts, so the posterior moves.
+    [Fact]
+    public void A_likelihood_gate_with_identity_weights_gives_each_token_the_posterior_over_the_experts()
+    {
+        var experts = new[] { TwoDomains.Amplified(Read("a")), TwoDomains.Amplified(Read("b")) };
+        using var untrained = LoraMixture.Create(experts, gateInput: GateInput.Likelihood);
+        string folder = Path.Combine(_scratch, "bayes");
+        MixtureFolder.Save(untrained, folder);
+        SafetensorsWriter.Write(Path.Combine(folder, MixtureFolder.GatesFileName), untrained.Gates.SelectMany(g => new[]
+        {
+            new SafetensorsWriteItem(g.Key + ".weight", SafetensorsDType.F32, [2, 2], () => eye(2, dtype: ScalarType.Float32)),
+            new SafetensorsWriteItem(g.Key + ".log_temperature", SafetensorsDType.F32, [1], () => zeros(1, ScalarType.Float32)),
+        }).ToList());
+        using var bayes = MixtureFolder.Load(folder);
+
+        long[] row = [17, 200, 3, 99, 45, 45, 120, 7, 250, 61, 18, 77];
+        var logLikelihoods = experts.Select(e => RunningLogLikelihood(e, row)).ToArray();
+        // The meter gives each gate's mean over the row; the value at token t is what the prefix
+        // of t + 1 tokens adds to the prefix of t.
+        var previousMeans = new double[bayes.Gates.Count];
+        var posteriors = new List<double>();
+        for (int t = 0; t < row.Length; t++)
+        {
+            double posteriorA = 1 / (1 + Math.Exp(logLikelihoods[1][t] - logLikelihoods[0][t]));
+            posteriors.Add(posteriorA);
+            var measured = GateMeter.Measure(_model, bayes, [row[..(t + 1)]]);
+            for (int g = 0; g < measured.Gates.Count; g++)
+            {
+                double mean = measured.Gates[g].Means[0];
+                Assert.Equal(posteriorA, (t + 1) * mean - t * previousMeans[g], 4);
+                previousMeans[g] = mean;
+            }
+        }
+        Assert.Equal(0.5, posteriors[0]);
+        Assert.True(posteriors.Max(p => Math.Abs(p - 0.5)) > 0.2, "the experts should disagree enough for the posterior to move");
+    }
+
+    // L(t) = sum over s = 1..t of log p(row[s] | row[..s]) with the adapter attached; L(0) = 0.
+    private double[] RunningLogLikelihood(LoraLego.Core.Adapters.LoraAdapter adapter, long[] row)
+    {
+        _model.Attach(adapter);
+        try
+        {
+            using var ids = tensor(row, [1, row.Length]);
+            using var logits = _model.Forward(ids);
+            using var logProbabilities = logits.to(ScalarType.Float64).log_softmax(-1);
+            var running = new double[row.Length];
+            for (int t = 1; t < row.Length; t++)
+                running[t] = running[t - 1] + logProbabilities[0, t - 1, row[t]].item<double>();
+            return running;
+        }
+        finally
+        {
+            _model.DetachAll();
+        }
     }
 
     [Fact]
@@ -206,6 +276,16 @@ public sealed class MixtureBehaviourTests : IDisposable
         _model.DetachAll();
         Assert.Equal(LoraErrorKind.NotFound, Assert.Throws<LoraException>(() => MixtureFolder.Load(Path.Combine(_scratch, "none"))).Kind);
         Assert.Equal(LoraErrorKind.NotFound, Assert.Throws<LoraException>(() => MixtureFolder.Load(Fixtures.Adapter("a"))).Kind);
+
+        // Likelihood gates run the model before every pass, which two mixtures cannot share, even on different modules.
+        LoraLego.Core.Adapters.LoraAdapter Only(string name, string module) =>
+            LoraLego.Core.Adapters.LoraAdapter.Create(name, a.Config, Read(name).Modules.Where(m => m.Key.EndsWith(module, StringComparison.Ordinal)).ToList());
+        using var onQueries = LoraMixture.Create([Only("a", "q_proj")], gateInput: GateInput.Likelihood);
+        using var onValues = LoraMixture.Create([Only("b", "v_proj")], gateInput: GateInput.Likelihood);
+        using (onQueries.AttachTo(_model))
+            Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => onValues.AttachTo(_model)).Kind);
+        using (onValues.AttachTo(_model))
+            Assert.NotNull(_model.GetLinear("model.layers.0.self_attn.v_proj")!.Contribution);
     }
 
     [Fact]
