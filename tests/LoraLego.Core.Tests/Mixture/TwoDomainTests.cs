@@ -29,15 +29,15 @@ public class TwoDomainTests(TwoDomains domains, ITestOutputHelper output) : ICla
         Assert.True(mixture < linear - 0.03, $"mixture {mixture:F4} vs linear {linear:F4}");
         Assert.True(mixture < cat - 0.03, $"mixture {mixture:F4} vs cat {cat:F4}");
         Assert.True(mixture < otherExpert - 0.05, $"mixture {mixture:F4} vs the other domain's expert {otherExpert:F4}");
-        // Still not the "small margin" hoped for: about 0.15 nats, because the causal running-mean
-        // gate has little to go on in a row's first tokens and routes only about 2/3 of the way.
-        Assert.True(mixture < ownExpert + 0.25, $"mixture {mixture:F4} vs own expert {ownExpert:F4}");
+        // The small margin: what the mixture loses against the own expert is at most a third of
+        // what the 0.5/0.5 merge loses, and under 0.1 nats.
+        Assert.True(mixture - ownExpert < (cat - ownExpert) / 3, $"mixture {mixture:F4}, own expert {ownExpert:F4}, cat {cat:F4}");
+        Assert.True(mixture - ownExpert < 0.1, $"mixture {mixture:F4} vs own expert {ownExpert:F4}");
     }
 
-    // With gates on the experts' outputs (MoLE's design) routing here was at noise level: x*x instead of
-    // pow(x, 2) in RMSNorm moved A's share from 0.606 to 0.444. These gates read the hidden state
-    // (TwoDomains); the shares are 0.59 to 0.66 for training seeds 7, 3 and 11. The thresholds are the
-    // original specification, not fitted to those values.
+    // "Mostly" routed: the thresholds are the specification's, not fitted to the measured shares.
+    // Gates on the experts' outputs (MoLE's design) route these domains at noise level and gates on
+    // the hidden state at 0.59 to 0.66; the likelihood gates of TwoDomains at 0.97 (docs/mole-routing.md).
     [Theory]
     [InlineData("A", "a")]
     [InlineData("B", "b")]

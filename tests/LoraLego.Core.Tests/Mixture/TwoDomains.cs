@@ -15,7 +15,9 @@ namespace LoraLego.Core.Tests.Mixture;
 /// </summary>
 public sealed class TwoDomains : IDisposable
 {
-    public const int RowLength = 24;
+    // A causal gate learns a row's domain from the row so far, so the first tokens of every row
+    // are predicted by an undecided mixture; rows of 24 tokens left that a third of each row.
+    public const int RowLength = 64;
     // Low: the base model's next-token distribution is nearly uniform, so only a sharpened one
     // makes rows that show which adapter wrote them.
     private const double SamplingTemperature = 0.1;
@@ -30,8 +32,9 @@ public sealed class TwoDomains : IDisposable
         TrainB = Sample(B, rows: 64, seed: 2);
         TestA = Sample(A, rows: 32, seed: 3);
         TestB = Sample(B, rows: 32, seed: 4);
-        // The hidden-state gate: the paper's gate on the experts' outputs routes these domains at noise level (MixtureGate).
-        Mixture = LoraMixture.Create([A, B], name: "ab", gateInput: GateInput.HiddenState);
+        // The domains differ in which token follows which, which gates on pooled states (the
+        // paper's on the experts' outputs, or the hidden state) barely see: docs/mole-routing.md.
+        Mixture = LoraMixture.Create([A, B], name: "ab", gateInput: GateInput.Likelihood);
         Training = GateTrainer.Train(Model, Mixture, [.. TrainA, .. TrainB], Options);
     }
 
@@ -79,7 +82,7 @@ public sealed class TwoDomains : IDisposable
 
     // The fixture's adapters barely move the random base model (their factors were scaled by 0.1
     // each), so both would sample the same domain; scaled up, each makes a domain of its own.
-    private static LoraAdapter Amplified(LoraAdapter adapter)
+    internal static LoraAdapter Amplified(LoraAdapter adapter)
     {
         var modules = adapter.Modules.Select(m =>
         {
