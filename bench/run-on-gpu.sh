@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the CUDA tests and the benchmarks on the GPU machine (after bench/prepare-gpu-run.sh).
-# usage: bench/run-on-gpu.sh gpu|cpu|lego   (phases, each well inside a 10-minute call; lego re-times Lego alone)
+# usage: bench/run-on-gpu.sh gpu|cpu|lego|mole   (phases, each well inside a 10-minute call; lego and mole re-time one benchmark alone)
 # Results go to $OUT (or ./gpu-results): the CUDA test log and markdown tables for docs/benchmarks.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,9 @@ if [ "$phase" = gpu ]; then
   bench 180 all --device Cuda --methods Lego,Cat,Linear,Svd,Ties > "$out/merge-cuda.md" 2>&1
   bench 100 forward --device Cuda > "$out/forward-cuda.md" 2>&1
   bench 100 mole --device Cuda > "$out/mole-cuda.md" 2>&1
+elif [ "$phase" = mole ]; then
+  bench 200 mole --device Cuda > "$out/mole-cuda.md" 2>&1
+  bench 200 mole --device Cpu > "$out/mole-cpu.md" 2>&1
 elif [ "$phase" = lego ]; then
   bench 200 all --device Cuda --methods Lego > "$out/lego-cuda.md" 2>&1
   bench 200 all --device Cpu --methods Lego > "$out/lego-cpu.md" 2>&1

@@ -128,8 +128,8 @@ static void RunMole(Options o)
     string data = Path.GetFullPath(o.Data);
     string oneB = SyntheticModel.Write(Path.Combine(data, "llama-1b-bf16"), SyntheticModel.Llama1B, SafetensorsDType.BF16);
     var oneBExperts = SyntheticAdapters.Generate(data, ModelShape.Llama1B, 2, 16, SafetensorsDType.BF16, seed: 21);
-    Console.WriteLine("| model | experts | dtype | device | batch x sequence | steps/s | tokens/s |");
-    Console.WriteLine("|---|---|---|---|---|---:|---:|");
+    Console.WriteLine("| model | experts | gate input | dtype | device | batch x sequence | steps/s | tokens/s |");
+    Console.WriteLine("|---|---|---|---|---|---|---:|---:|");
     foreach (var (name, path, experts, dtype, batch, seq, steps) in new[]
     {
         ("tiny fixture Llama", Path.Combine(tiny, "base"), new[] { Path.Combine(tiny, "adapters", "a"), Path.Combine(tiny, "adapters", "b") }, ModelDType.Float32, 8, 24, 20),
@@ -137,9 +137,13 @@ static void RunMole(Options o)
     })
     {
         using var model = BaseModel.Load(path, new BaseModelOptions { DType = dtype, Device = o.Device });
-        var mixture = LoraMixture.Create(experts.Select(e => PeftAdapterReader.Read(e)).ToList());
-        var r = GateTrainingBenchmark.Measure(model, mixture, batch, seq, steps);
-        Console.WriteLine($"| {name} | {experts.Length} x r{mixture.Experts[0].Rank} | {dtype} | {model.Device.type} | {batch} x {seq} | {r.StepsPerSecond:F2} | {r.TokensPerSecond:F0} |");
+        // Likelihood gates run the model once per expert before every pass.
+        foreach (var gateInput in new[] { GateInput.ExpertOutputs, GateInput.Likelihood })
+        {
+            var mixture = LoraMixture.Create(experts.Select(e => PeftAdapterReader.Read(e)).ToList(), gateInput: gateInput);
+            var r = GateTrainingBenchmark.Measure(model, mixture, batch, seq, steps);
+            Console.WriteLine($"| {name} | {experts.Length} x r{mixture.Experts[0].Rank} | {gateInput} | {dtype} | {model.Device.type} | {batch} x {seq} | {r.StepsPerSecond:F2} | {r.TokensPerSecond:F0} |");
+        }
     }
 }
 
