@@ -32,11 +32,13 @@ internal sealed class ExpertLikelihoods(BaseModel model, int expertCount) : IDis
             var perExpert = new List<Tensor>(expertCount);
             for (int i = 0; i < expertCount; i++)
             {
+                // Each expert's logits (batch x seq x vocab) are let go before the next pass.
+                using var pass = NewDisposeScope();
                 ForcedExpert = i;
-                var logProbabilities = model.Forward(ids).log_softmax(-1);
+                var predicting = model.Forward(ids).narrow(1, 0, length - 1);
                 // log p_i(token t | tokens before t) for t >= 1; the first token was not predicted.
-                var scored = logProbabilities.narrow(1, 0, length - 1).gather(-1, ids.narrow(1, 1, length - 1).unsqueeze(-1)).squeeze(-1);
-                perExpert.Add(cat([zeros(rows, 1, ScalarType.Float32, model.Device), scored], 1).cumsum(1));
+                var scored = predicting.gather(-1, ids.narrow(1, 1, length - 1).unsqueeze(-1)).squeeze(-1).sub(predicting.logsumexp(-1));
+                perExpert.Add(cat([zeros(rows, 1, ScalarType.Float32, model.Device), scored], 1).cumsum(1).MoveToOuterDisposeScope());
             }
             var evidence = stack(perExpert, -1);
             var centred = evidence.sub(evidence.mean([-1L], keepdim: true));
