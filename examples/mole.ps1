@@ -32,3 +32,13 @@ Export-LoraMixture $mixture $folder -Force
 $imported = Import-LoraMixture $folder
 'round trip keeps the mask and the history: {0}' -f (($imported.DisabledExperts -join ',') -eq 'b' -and $imported.LossHistory.Count -eq $mixture.LossHistory.Count)
 $imported
+
+# Gates can also read each expert's log-likelihood of the row so far (-GateInput Likelihood): for
+# domains that share a vocabulary and differ in how they are written. Every pass first runs the
+# model once per expert.
+$byLikelihood = Import-Lora "$Fixture/adapters/a", "$Fixture/adapters/b" | New-LoraMixture -Name mole-ab-likelihood -GateInput Likelihood
+$byLikelihood = Optimize-LoraMixture -Mixture $byLikelihood -Model $model -Data $union -Epochs 2 -LearningRate 0.05 -BatchSize 8 -Seed 1
+foreach ($data in $DataA, $DataB) {
+    $measured = Measure-LoraModel -Model $model -Mixture $byLikelihood -Data $data
+    '{0}: loss {1:F4} with likelihood gates' -f [IO.Path]::GetFileNameWithoutExtension($data), $measured.Loss
+}

@@ -111,5 +111,6 @@ public class MixtureCmdletTests(PowerShellSession ps)
         Assert.Contains(result.Output, o => o.ToString() == "round trip keeps the mask and the history: True");
         Assert.Contains(result.Output, o => o.ToString() == "enabled: a");
         Assert.True(File.Exists(Path.Combine(output, "mole-ab", "mixture.json")));
+        Assert.Contains(result.Output, o => System.Text.RegularExpressions.Regex.IsMatch(o.ToString(), @"^tiny-llama-domain-b: loss 5\.\d{4} with likelihood gates$"));
     }
 }
