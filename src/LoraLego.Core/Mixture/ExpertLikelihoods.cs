@@ -10,8 +10,6 @@ namespace LoraLego.Core.Mixture;
 /// </summary>
 internal sealed class ExpertLikelihoods(BaseModel model, int expertCount) : IDisposable
 {
-    private bool _running;
-
     /// <summary>While set, every gate gives this expert all the weight: the passes that measure it alone.</summary>
     public int? ForcedExpert { get; private set; }
 
@@ -21,9 +19,8 @@ internal sealed class ExpertLikelihoods(BaseModel model, int expertCount) : IDis
     /// <summary>Runs the per-expert passes for <paramref name="inputIds"/>; does nothing when called from one of them.</summary>
     public void Prepare(Tensor inputIds)
     {
-        if (_running)
+        if (ForcedExpert is not null)
             return;
-        _running = true;
         try
         {
             using var scope = NewDisposeScope();
@@ -48,7 +45,6 @@ internal sealed class ExpertLikelihoods(BaseModel model, int expertCount) : IDis
         finally
         {
             ForcedExpert = null;
-            _running = false;
         }
     }
 

@@ -37,7 +37,7 @@ internal sealed class GateOptimizer : IDisposable
             var taskLoss = batch.Loss(logits, nn.Reduction.Mean);
             var recorded = _attachment.Recorder.Values;
             var balance = BalanceLoss.Compute(recorded.Select(r => r.Values).ToList(), mask,
-                mixture.Experts.Select(e => mixture.IsEnabled(e.Name)).ToList());
+                mixture.EnabledMask());
             var total = taskLoss.add(balance, alpha: _balanceWeight);
             _adam.zero_grad();
             total.backward();

@@ -40,7 +40,7 @@ internal sealed class GateRuntime : IDisposable
     public bool[] ActiveExperts() =>
         _likelihoods?.ForcedExpert is int forced
             ? _mixture.Experts.Select((_, i) => i == forced).ToArray()
-            : _mixture.Experts.Select(e => _mixture.IsEnabled(e.Name)).ToArray();
+            : _mixture.EnabledMask();
 
     /// <summary>
     /// Computes this pass's gate values, from the input module's input, the experts' outputs
@@ -60,7 +60,7 @@ internal sealed class GateRuntime : IDisposable
         }
         var features = GateFeatures(input, expertOutputs);
         var logits = nn.functional.linear(features, Weight).div(LogTemperature.exp());
-        var disabled = tensor(_mixture.Experts.Select(e => !_mixture.IsEnabled(e.Name)).ToArray(), device: features.device);
+        var disabled = tensor(_mixture.EnabledMask().Select(enabled => !enabled).ToArray(), device: features.device);
         using var minusInfinity = double.NegativeInfinity.ToScalar();
         var values = logits.masked_fill(disabled, minusInfinity).softmax(-1);
         Keep(values);

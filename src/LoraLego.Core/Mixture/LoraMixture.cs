@@ -135,6 +135,9 @@ public sealed partial class LoraMixture : IDisposable
     /// <summary>Whether the expert named <paramref name="expert"/> takes part in the mixture.</summary>
     public bool IsEnabled(string expert) => !_disabled.Contains(expert);
 
+    /// <summary>Per expert, in <see cref="Experts"/> order, whether it takes part in the mixture.</summary>
+    public bool[] EnabledMask() => Experts.Select(e => IsEnabled(e.Name)).ToArray();
+
     /// <summary>Masks experts out (branch selection): their gate values become 0 and the others renormalise.</summary>
     /// <exception cref="LoraException">An unknown name, or every expert would be disabled.</exception>
     public void Disable(params string[] experts)
