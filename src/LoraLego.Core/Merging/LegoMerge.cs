@@ -61,7 +61,7 @@ public static class LegoMerge
             throw new LoraException(LoraErrorKind.InvalidArgument, input.Adapter.Name, $"weight {input.Weight} is not a finite number");
         var device = DeviceSelector.Resolve(options.Clustering.Device, verbose);
         var filter = new ModuleFilter(options.ModuleFilter);
-        int count = MsuSplitter.ModuleKeys(inputs).Count(filter.Matches);
+        int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
         var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter)
             .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
         var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)new JsonObject { ["adapter"] = i.Adapter.Name, ["weight"] = i.Weight }).ToArray()));

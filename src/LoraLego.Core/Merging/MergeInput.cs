@@ -15,4 +15,8 @@ public sealed record MergeInput(LoraAdapter Adapter, double Weight = 1.0)
         var kinds = inputs.Select(i => i.Adapter.DType).Distinct().ToList();
         return kinds is [SafetensorsDType.F16 or SafetensorsDType.BF16] ? kinds[0] : null;
     }
+
+    /// <summary>The union of the inputs' module keys, in order of first appearance: the modules a merge produces.</summary>
+    public static IReadOnlyList<string> ModuleKeys(IEnumerable<MergeInput> inputs) =>
+        inputs.SelectMany(i => i.Adapter.Modules.Select(m => m.Key)).Distinct(StringComparer.Ordinal).ToList();
 }

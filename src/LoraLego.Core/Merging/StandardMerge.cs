@@ -34,7 +34,7 @@ public static class StandardMerge
             method = MergeMethod.Linear;
         }
         var recipe = method.Recipe();
-        var keys = inputs.SelectMany(i => i.Adapter.Modules.Select(m => m.Key)).Distinct(StringComparer.Ordinal).ToList();
+        var keys = MergeInput.ModuleKeys(inputs);
         foreach (var key in keys)
         {
             ModuleInputs.CheckShapes(key, inputs);

@@ -54,7 +54,7 @@ public static class MsuSplitter
     public static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter = null)
     {
         var filter = new ModuleFilter(moduleFilter);
-        foreach (string key in ModuleKeys(inputs).Where(filter.Matches))
+        foreach (string key in MergeInput.ModuleKeys(inputs).Where(filter.Matches))
         {
             var units = new List<Msu>();
             foreach (var input in inputs)
@@ -64,8 +64,4 @@ public static class MsuSplitter
                 yield return new MsuPool(key, units);
         }
     }
-
-    /// <summary>The union of the inputs' module keys, in order of first appearance.</summary>
-    public static IReadOnlyList<string> ModuleKeys(IEnumerable<MergeInput> inputs) =>
-        inputs.SelectMany(i => i.Adapter.Modules.Select(m => m.Key)).Distinct(StringComparer.Ordinal).ToList();
 }
