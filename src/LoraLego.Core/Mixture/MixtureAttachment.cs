@@ -73,12 +73,7 @@ public sealed class MixtureAttachment : IDisposable
     private static AdaptedLinear LayerFor(LoraMixture mixture, BaseModel model, string key)
     {
         var expert = mixture.Experts.First(e => e.GetModule(key) is not null);
-        var module = expert.GetModule(key)!;
-        var layer = model.GetLinear(key)
-            ?? throw new LoraException(LoraErrorKind.ShapeMismatch, expert.Path ?? expert.Name, $"module '{key}' is not a linear layer of this {model.Architecture}");
-        if (module.InFeatures != layer.InFeatures || module.OutFeatures != layer.OutFeatures)
-            throw new LoraException(LoraErrorKind.ShapeMismatch, expert.Path ?? expert.Name,
-                $"module '{key}' maps {module.InFeatures} -> {module.OutFeatures} but the model's layer maps {layer.InFeatures} -> {layer.OutFeatures}");
+        var layer = model.LayerFor(expert.GetModule(key)!, expert.Path ?? expert.Name);
         if (layer.Contribution is not null)
             throw new LoraException(LoraErrorKind.InvalidArgument, mixture.Name,
                 $"layer '{key}' already has a contribution (unmerged adapters or another mixture); detach them first");

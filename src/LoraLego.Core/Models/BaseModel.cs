@@ -173,17 +173,25 @@ public sealed class BaseModel : IDisposable
             Apply(attached, Targets(attached.Adapter, attached.Mode));
     }
 
+    /// <summary>The linear layer <paramref name="module"/> adapts, refused when the model lacks it or shapes it differently.</summary>
+    /// <param name="where">The adapter's path or name, which the error names.</param>
+    internal AdaptedLinear LayerFor(LoraModule module, string where)
+    {
+        var layer = GetLinear(module.Key)
+            ?? throw new LoraException(LoraErrorKind.ShapeMismatch, where, $"module '{module.Key}' is not a linear layer of this {Architecture}");
+        if (module.InFeatures != layer.InFeatures || module.OutFeatures != layer.OutFeatures)
+            throw new LoraException(LoraErrorKind.ShapeMismatch, where,
+                $"module '{module.Key}' maps {module.InFeatures} -> {module.OutFeatures} but the model's layer maps {layer.InFeatures} -> {layer.OutFeatures}");
+        return layer;
+    }
+
     private List<(LoraModule Module, AdaptedLinear Layer)> Targets(LoraAdapter adapter, AttachMode mode)
     {
         string where = adapter.Path ?? adapter.Name;
         var targets = new List<(LoraModule, AdaptedLinear)>(adapter.Modules.Count);
         foreach (var module in adapter.Modules)
         {
-            var layer = GetLinear(module.Key)
-                ?? throw new LoraException(LoraErrorKind.ShapeMismatch, where, $"module '{module.Key}' is not a linear layer of this {Architecture}");
-            if (module.InFeatures != layer.InFeatures || module.OutFeatures != layer.OutFeatures)
-                throw new LoraException(LoraErrorKind.ShapeMismatch, where,
-                    $"module '{module.Key}' maps {module.InFeatures} -> {module.OutFeatures} but the model's layer maps {layer.InFeatures} -> {layer.OutFeatures}");
+            var layer = LayerFor(module, where);
             if (mode == AttachMode.Unmerged && layer.Contribution is not null && !_sums.ContainsKey(layer))
                 throw new LoraException(LoraErrorKind.InvalidArgument, where,
                     $"layer '{module.Key}' has a contribution set directly (e.g. a mixture of experts); clear it before attaching unmerged adapters");
