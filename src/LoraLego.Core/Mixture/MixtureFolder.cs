@@ -134,12 +134,9 @@ public static class MixtureFolder
                 throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"is not a LoraLego mixture (format is not '{FormatName}')");
             if (root["version"]?.GetValue<int>() is not FormatVersion)
                 throw new LoraException(LoraErrorKind.Unsupported, manifestPath, $"mixture format version {root["version"]} is not {FormatVersion}");
-            if (!Enum.TryParse<MixtureGranularity>(Required(root, "granularity", manifestPath).GetValue<string>(), out var granularity))
-                throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"granularity '{root["granularity"]}' is neither Layer nor Module");
+            var granularity = NameOf<MixtureGranularity>(Required(root, "granularity", manifestPath).GetValue<string>(), "granularity", manifestPath);
             // Folders written before gate_input existed have gates that read the experts' outputs.
-            var gateInputText = root["gate_input"]?.GetValue<string>() ?? nameof(GateInput.ExpertOutputs);
-            if (!Enum.TryParse<GateInput>(gateInputText, out var gateInput))
-                throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"gate_input '{gateInputText}' is neither ExpertOutputs nor HiddenState");
+            var gateInput = NameOf<GateInput>(root["gate_input"]?.GetValue<string>() ?? nameof(GateInput.ExpertOutputs), "gate_input", manifestPath);
             var experts = Required(root, "experts", manifestPath).AsArray().Select(e => new ExpertEntry(
                 Required(e!, "name", manifestPath).GetValue<string>(),
                 Required(e!, "folder", manifestPath).GetValue<string>(),
@@ -154,6 +151,12 @@ public static class MixtureFolder
             throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"is not a valid mixture manifest ({e.Message})", e);
         }
     }
+
+    // Names only: Enum.TryParse would also take numbers, and values no member has.
+    private static TEnum NameOf<TEnum>(string text, string property, string manifestPath) where TEnum : struct, Enum =>
+        Enum.GetNames<TEnum>().Contains(text, StringComparer.Ordinal)
+            ? Enum.Parse<TEnum>(text)
+            : throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"{property} '{text}' is not one of {string.Join(", ", Enum.GetNames<TEnum>())}");
 
     private static JsonNode Required(JsonNode node, string property, string manifestPath) =>
         node[property] ?? throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"has no \"{property}\"");

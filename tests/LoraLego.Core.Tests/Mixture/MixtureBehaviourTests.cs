@@ -250,6 +250,23 @@ public sealed class MixtureBehaviourTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("\"gate_input\": \"Likelihood\"", "\"gate_input\": \"Bogus\"", "gate_input 'Bogus' is not one of ExpertOutputs, HiddenState, Likelihood")]
+    [InlineData("\"granularity\": \"Layer\"", "\"granularity\": \"1\"", "granularity '1' is not one of Layer, Module")]
+    public void A_manifest_naming_no_known_member_is_refused_with_the_names_it_could_have(string written, string replacement, string message)
+    {
+        using var mixture = LoraMixture.Create([Read("a")], gateInput: GateInput.Likelihood);
+        string folder = Path.Combine(_scratch, "manifest-" + replacement.Split('"')[1]);
+        MixtureFolder.Save(mixture, folder);
+        string manifest = Path.Combine(folder, MixtureFolder.ManifestFileName);
+        string text = File.ReadAllText(manifest);
+        Assert.Contains(written, text);
+        File.WriteAllText(manifest, text.Replace(written, replacement));
+        var e = Assert.Throws<LoraException>(() => MixtureFolder.Load(folder));
+        Assert.Equal(LoraErrorKind.InvalidData, e.Kind);
+        Assert.Contains(message, e.Message);
+    }
+
     [Fact]
     public void The_same_seed_trains_the_same_gates()
     {
