@@ -9,9 +9,7 @@ public sealed record GateMeasurement(IReadOnlyList<GateUsage> Gates, IReadOnlyLi
     /// <summary>The fraction of rows whose largest share goes to <paramref name="expert"/>.</summary>
     public double FractionRoutedTo(string expert)
     {
-        int index = Experts.ToList().IndexOf(expert);
-        if (index < 0)
-            throw new LoraException(LoraErrorKind.NotFound, expert, $"no such expert (experts: {string.Join(", ", Experts)})");
+        int index = ExpertIndex.Of(Experts, expert);
         return RowShares.Count == 0 ? 0 : RowShares.Count(s => Array.IndexOf(s, s.Max()) == index) / (double)RowShares.Count;
     }
 }

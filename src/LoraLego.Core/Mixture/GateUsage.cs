@@ -8,13 +8,7 @@ namespace LoraLego.Core.Mixture;
 public sealed record GateUsage(string Gate, IReadOnlyList<string> Experts, IReadOnlyList<double> Means, long Tokens)
 {
     /// <summary>The mean gate value of the expert named <paramref name="expert"/>.</summary>
-    public double MeanOf(string expert)
-    {
-        int index = Experts.ToList().IndexOf(expert);
-        if (index < 0)
-            throw new LoraException(LoraErrorKind.NotFound, expert, $"no such expert (experts: {string.Join(", ", Experts)})");
-        return Means[index];
-    }
+    public double MeanOf(string expert) => Means[ExpertIndex.Of(Experts, expert)];
 
     /// <summary>Each expert's name and mean, e.g. "a 0.612  b 0.388".</summary>
     public string Summary => string.Join("  ", Experts.Select((e, i) => $"{e} {Means[i]:F3}"));

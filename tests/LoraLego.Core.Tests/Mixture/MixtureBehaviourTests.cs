@@ -288,6 +288,10 @@ public sealed class MixtureBehaviourTests : IDisposable
         var unknown = Assert.Throws<LoraException>(() => mixture.Disable("zzz"));
         Assert.Equal((LoraErrorKind.NotFound, "zzz"), (unknown.Kind, unknown.Target));
         Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => mixture.Disable("a", "b")).Kind);
+        Assert.Equal(0.5, mixture.GateUsage()[0].MeanOf("b"));
+        Assert.Equal(LoraErrorKind.NotFound, Assert.Throws<LoraException>(() => mixture.GateUsage()[0].MeanOf("zzz")).Kind);
+        var measured = GateMeter.Measure(_model, mixture, [[1L, 2L]]);
+        Assert.Equal(LoraErrorKind.NotFound, Assert.Throws<LoraException>(() => measured.FractionRoutedTo("zzz")).Kind);
         _model.Attach(Read("c"));
         Assert.Equal(LoraErrorKind.InvalidArgument, Assert.Throws<LoraException>(() => mixture.AttachTo(_model)).Kind);
         _model.DetachAll();
