@@ -8,7 +8,6 @@ namespace LoraLego.Commands;
 [OutputType(typeof(EvaluationResult))]
 public sealed class MeasureLoraModelCommand : ModelCmdlet
 {
-
     /// <summary>A JSONL file of {"input_ids": [...]} rows, or {"text": "..."} rows tokenized with the model folder's tokenizer.</summary>
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]

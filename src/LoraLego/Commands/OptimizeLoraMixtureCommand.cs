@@ -9,6 +9,8 @@ namespace LoraLego.Commands;
 [OutputType(typeof(LoraMixture))]
 public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
 {
+    // The parameters default to Core's defaults, so the two cannot drift apart.
+    private static readonly GateTrainingOptions Defaults = new();
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [ValidateNotNull]
@@ -25,23 +27,23 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
 
     [Parameter]
     [ValidateRange(1, int.MaxValue)]
-    public int Epochs { get; set; } = 1;
+    public int Epochs { get; set; } = Defaults.Epochs;
 
     [Parameter]
-    public double LearningRate { get; set; } = 1e-3;
+    public double LearningRate { get; set; } = Defaults.LearningRate;
 
     [Parameter]
-    public double BalanceWeight { get; set; } = 0.5;
+    public double BalanceWeight { get; set; } = Defaults.BalanceWeight;
 
     [Parameter]
     [ValidateRange(1, int.MaxValue)]
-    public int BatchSize { get; set; } = 8;
+    public int BatchSize { get; set; } = Defaults.BatchSize;
 
     [Parameter]
     public int Seed { get; set; }
 
     [Parameter]
-    public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
+    public ComputeDevice Device { get; set; } = Defaults.Device;
 
     protected override void ProcessRecord()
     {
