@@ -127,6 +127,17 @@ public class MergeLoraTests(PowerShellSession ps)
         Assert.Contains(message, error.Exception.Message);
     }
 
+    // -Method mirrors Core's MergeMethod by name (plus Lego), so every PEFT method must be there and nothing else.
+    [Fact]
+    public void Every_peft_method_is_a_merge_method_of_the_cmdlet()
+    {
+        var result = ps.Run("""
+            ([Enum]::GetNames([LoraLego.Commands.LoraMergeMethod]).Where{ $_ -ne 'Lego' } -join ',') -eq ([Enum]::GetNames([LoraLego.Core.Merging.MergeMethod]) -join ',')
+            """);
+        result.AssertNoErrors();
+        Assert.Equal("True", result.Output.Single().ToString());
+    }
+
     [Fact]
     public void Linear_over_different_ranks_is_refused_naming_the_module()
     {
