@@ -17,6 +17,9 @@ public static class Fixtures
     /// <summary>Tokenizer files (sentencepiece, gpt2-bpe) whose ids fit the tiny llama's vocabulary of 256.</summary>
     public static string TinyTokenizer(string kind) => Path.Combine(Root, "tests", "fixtures", "tiny-tokenizer", kind);
 
+    /// <summary>The multi-task merge benchmark: a tiny llama, four skill adapters, labelled train/eval rows, PEFT's scores.</summary>
+    public static string Skillbench => Path.Combine(Root, "tests", "fixtures", "skillbench");
+
     public static string Malformed => Path.Combine(Root, "tests", "fixtures", "malformed");
 
     /// <summary>The reference deltas PEFT wrote, keyed by module path (model.layers.0...).</summary>
