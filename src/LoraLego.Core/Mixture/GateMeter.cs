@@ -5,7 +5,7 @@ namespace LoraLego.Core.Mixture;
 /// <summary>Measures which experts a mixture's gates choose on given rows: per gate, and per row.</summary>
 public static class GateMeter
 {
-    /// <summary>Runs the rows of a JSONL file of {"input_ids": [...]} or {"text": "..."} rows through the model with the mixture attached.</summary>
+    /// <summary>Runs the rows of a JSONL file (as <see cref="PerplexityEvaluator"/> reads them) through the model with the mixture attached.</summary>
     /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
     /// <param name="mixture">The mixture, with its experts enabled or disabled as they should be measured.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
@@ -24,6 +24,18 @@ public static class GateMeter
     /// <param name="batchSize">Rows per forward pass.</param>
     /// <param name="cancellationToken">Checked before each batch.</param>
     public static GateMeasurement Measure(BaseModel model, LoraMixture mixture, IEnumerable<long[]> rows, int batchSize = 8, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        return Measure(model, mixture, rows.Select(r => new TokenRow(r)), batchSize, cancellationToken);
+    }
+
+    /// <summary>Runs rows through the model with the mixture attached; the gates see every real token, labelled or not.</summary>
+    /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
+    /// <param name="mixture">The mixture, with its experts enabled or disabled as they should be measured.</param>
+    /// <param name="rows">Rows of any lengths; empty rows are left out.</param>
+    /// <param name="batchSize">Rows per forward pass.</param>
+    /// <param name="cancellationToken">Checked before each batch.</param>
+    public static GateMeasurement Measure(BaseModel model, LoraMixture mixture, IEnumerable<TokenRow> rows, int batchSize = 8, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(mixture);

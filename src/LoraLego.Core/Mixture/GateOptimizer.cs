@@ -23,7 +23,7 @@ internal sealed class GateOptimizer : IDisposable
     }
 
     /// <summary>Trains on one batch; <paramref name="usage"/>, when given, also receives its gate values.</summary>
-    public (double Loss, double TaskLoss, double BalanceLoss) Step(IReadOnlyList<long[]> rows, GateUsageAccumulator? usage = null)
+    public (double Loss, double TaskLoss, double BalanceLoss) Step(IReadOnlyList<TokenRow> rows, GateUsageAccumulator? usage = null)
     {
         var batch = new PaddedBatch(rows);
         var mixture = _attachment.Mixture;

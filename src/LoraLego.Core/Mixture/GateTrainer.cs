@@ -6,12 +6,13 @@ namespace LoraLego.Core.Mixture;
 
 /// <summary>
 /// Trains a mixture's gates (MoLE): the base model and the experts stay frozen, and Adam updates
-/// only the gate projections and temperatures on task loss (next-token cross-entropy) plus
-/// alpha times the balance loss, over rows of token ids drawn from the union of the domains.
+/// only the gate projections and temperatures on task loss (next-token cross-entropy over the
+/// scored tokens: the answers of labelled rows, every token after the first of the others) plus
+/// alpha times the balance loss, over rows drawn from the union of the domains.
 /// </summary>
 public static class GateTrainer
 {
-    /// <summary>Trains on a JSONL file of {"input_ids": [...]} or {"text": "..."} rows (read whole: every epoch reuses them).</summary>
+    /// <summary>Trains on a JSONL file of rows, as <see cref="PerplexityEvaluator"/> reads them (read whole: every epoch reuses them).</summary>
     /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
     /// <param name="mixture">The mixture whose gates learn; on success they hold the trained values.</param>
     /// <param name="jsonlPath">One JSON object per line; blank lines are skipped.</param>
@@ -27,7 +28,7 @@ public static class GateTrainer
         return Train(model, mixture, rows, options, progress, cancellationToken);
     }
 
-    /// <summary>Trains on rows of token ids held in memory.</summary>
+    /// <summary>Trains on rows of token ids held in memory, scoring every token after the first of each.</summary>
     /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
     /// <param name="mixture">The mixture whose gates learn; on success they hold the trained values.</param>
     /// <param name="rows">Token ids, one array per row; rows shorter than two tokens predict nothing and are left out.</param>
@@ -38,14 +39,29 @@ public static class GateTrainer
     public static MixtureTrainingSummary Train(BaseModel model, LoraMixture mixture, IReadOnlyList<long[]> rows, GateTrainingOptions? options = null,
         Action<GateTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(rows);
+        return Train(model, mixture, rows.Select(r => new TokenRow(r)).ToList(), options, progress, cancellationToken);
+    }
+
+    /// <summary>Trains on rows held in memory.</summary>
+    /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
+    /// <param name="mixture">The mixture whose gates learn; on success they hold the trained values.</param>
+    /// <param name="rows">Rows with or without labels; rows with no token to score are left out.</param>
+    /// <param name="options">Epochs, learning rate, balance weight, batch size, seed; defaults when null.</param>
+    /// <param name="progress">Called on the caller's thread after every step.</param>
+    /// <param name="cancellationToken">Checked before every step; a cancelled training leaves the gates as they were.</param>
+    /// <returns>The summary, also set as the mixture's <see cref="LoraMixture.Training"/>: its loss history among others.</returns>
+    public static MixtureTrainingSummary Train(BaseModel model, LoraMixture mixture, IReadOnlyList<TokenRow> rows, GateTrainingOptions? options = null,
+        Action<GateTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(mixture);
         ArgumentNullException.ThrowIfNull(rows);
         options ??= new GateTrainingOptions();
         CheckOptions(options, model, mixture);
-        var usable = rows.Where(r => r.Length >= 2).ToArray();
+        var usable = rows.Where(r => r.ScoredTokens > 0).ToArray();
         if (usable.Length == 0)
-            throw new LoraException(LoraErrorKind.InvalidData, mixture.Name, "no training row has two or more tokens");
+            throw new LoraException(LoraErrorKind.InvalidData, mixture.Name, "no training row has a token to score (two or more tokens, or a labelled position after the first)");
         int stepsPerEpoch = (usable.Length + options.BatchSize - 1) / options.BatchSize;
         int totalSteps = stepsPerEpoch * options.Epochs;
         var clock = Stopwatch.StartNew();

@@ -26,7 +26,7 @@ public static class GateTrainingBenchmark
         options ??= new GateTrainingOptions();
         var random = new Random(0);
         var rows = Enumerable.Range(0, batchSize)
-            .Select(_ => Enumerable.Range(0, sequenceLength).Select(_ => (long)random.Next(model.Config.VocabSize)).ToArray())
+            .Select(_ => new TokenRow(Enumerable.Range(0, sequenceLength).Select(_ => (long)random.Next(model.Config.VocabSize)).ToArray()))
             .ToArray();
         using var attachment = mixture.AttachTo(model);
         using var optimizer = new GateOptimizer(attachment, options.LearningRate, options.BalanceWeight);

@@ -4,8 +4,10 @@ using System.Text.Json;
 namespace LoraLego.Core.Models;
 
 /// <summary>
-/// Streams a JSONL file of {"input_ids": [...]} or {"text": "..."} rows, so an evaluation set
-/// larger than memory can be scored. Text rows are tokenized with the model folder's tokenizer
+/// Streams a JSONL file of rows (<see cref="TokenRow"/>): {"input_ids": [...]} with optional
+/// aligned "labels" (the Hugging Face convention), {"text": "..."}, or {"prompt": "...",
+/// "completion": "..."} (TRL's, only the completion scored), so an evaluation set larger than
+/// memory can be scored. Text rows are tokenized with the model folder's tokenizer
 /// (<see cref="ModelTokenizer"/>), loaded at the first text row so that files of ids need none.
 /// Blank lines are skipped; anything else that is not such a row is an error naming the line.
 /// </summary>
@@ -28,10 +30,13 @@ internal sealed class JsonlTokenReader
         _length = new FileInfo(_path).Length;
     }
 
+    /// <summary>The file, as a full path.</summary>
+    public string FullPath => _path;
+
     /// <summary>Share of the file read so far, 0..1.</summary>
     public double Fraction => _length == 0 ? 1 : Math.Min(1, (double)_bytesRead / _length);
 
-    public IEnumerable<long[]> ReadRows()
+    public IEnumerable<TokenRow> ReadRows()
     {
         using var reader = new StreamReader(_path, Encoding.UTF8);
         int lineNumber = 0;
@@ -44,30 +49,23 @@ internal sealed class JsonlTokenReader
         }
     }
 
-    private long[] ParseRow(string line, int lineNumber)
+    private TokenRow ParseRow(string line, int lineNumber)
     {
         try
         {
             using var doc = JsonDocument.Parse(line);
             var root = doc.RootElement;
-            bool hasIds = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("input_ids", out _);
-            bool hasText = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("text", out _);
-            if (hasIds && hasText)
-                throw Invalid(lineNumber, "has both \"input_ids\" and \"text\"; give one");
-            if (hasText)
-                return CheckVocabulary(TextRow(root.GetProperty("text"), lineNumber), lineNumber, "the tokenized text");
-            if (!hasIds || root.GetProperty("input_ids").ValueKind != JsonValueKind.Array)
-                throw Invalid(lineNumber, "expected an object with an \"input_ids\" array or a \"text\" string");
-            var ids = root.GetProperty("input_ids");
-            var row = new long[ids.GetArrayLength()];
-            int i = 0;
-            foreach (var id in ids.EnumerateArray())
+            if (root.ValueKind != JsonValueKind.Object)
+                throw Invalid(lineNumber, $"expected an object, not {root.ValueKind}; {RowShapes}");
+            var kinds = RowKeys.Where(k => root.TryGetProperty(k, out _)).ToArray();
+            return kinds switch
             {
-                if (id.ValueKind != JsonValueKind.Number || !id.TryGetInt64(out long value))
-                    throw Invalid(lineNumber, $"input_ids[{i}] is {id.GetRawText()}, not an integer");
-                row[i++] = value;
-            }
-            return CheckVocabulary(row, lineNumber, "input_ids");
+                ["input_ids"] or ["input_ids", "labels"] => IdRow(root, lineNumber),
+                ["text"] => new TokenRow(CheckVocabulary(Encode(root, "text", lineNumber), lineNumber, "the tokenized text")),
+                ["prompt", "completion"] => PromptCompletionRow(root, lineNumber),
+                [] => throw Invalid(lineNumber, RowShapes),
+                _ => throw Invalid(lineNumber, $"has {string.Join(", ", kinds.Select(k => $"\"{k}\""))}, which do not make a row together; {RowShapes}"),
+            };
         }
         catch (JsonException e)
         {
@@ -75,10 +73,62 @@ internal sealed class JsonlTokenReader
         }
     }
 
-    private long[] TextRow(JsonElement text, int lineNumber)
+    private const string RowShapes =
+        "a row is {\"input_ids\": [...]} with optional aligned \"labels\" (-100 where not scored), {\"text\": \"...\"}, or {\"prompt\": \"...\", \"completion\": \"...\"}";
+
+    private static readonly string[] RowKeys = ["input_ids", "labels", "text", "prompt", "completion"];
+
+    private TokenRow IdRow(JsonElement root, int lineNumber)
     {
+        var ids = CheckVocabulary(Integers(root, "input_ids", lineNumber), lineNumber, "input_ids");
+        if (!root.TryGetProperty("labels", out _))
+            return new TokenRow(ids);
+        var labels = Integers(root, "labels", lineNumber);
+        if (labels.Length != ids.Length)
+            throw Invalid(lineNumber, $"has {ids.Length} input_ids but {labels.Length} labels; labels are aligned with input_ids, one each");
+        for (int i = 0; i < labels.Length; i++)
+            if (labels[i] != TokenRow.Ignored && (labels[i] < 0 || labels[i] >= _vocabSize))
+                throw Invalid(lineNumber, $"labels[{i}] is {labels[i]}, neither -100 (not scored) nor in the model's vocabulary 0..{_vocabSize - 1}");
+        var row = new TokenRow(ids, labels);
+        if (row.ScoredTokens == 0)
+            throw Invalid(lineNumber, "scores no token: every label after the first is -100 (the first is never scored, as nothing precedes it)");
+        return row;
+    }
+
+    // Tokenized as one text, the prompt's tokens masked (TRL's convention), so a token that spans the boundary is scored as the model sees it.
+    private TokenRow PromptCompletionRow(JsonElement root, int lineNumber)
+    {
+        var prompt = Encode(root, "prompt", lineNumber);
+        var whole = CheckVocabulary(Encode(root, "completion", lineNumber, prefix: root.GetProperty("prompt").GetString()), lineNumber, "the tokenized prompt and completion");
+        var labels = (long[])whole.Clone();
+        Array.Fill(labels, TokenRow.Ignored, 0, Math.Min(prompt.Length, labels.Length));
+        var row = new TokenRow(whole, labels);
+        if (row.ScoredTokens == 0)
+            throw Invalid(lineNumber, "the completion adds no token to the prompt, so nothing is scored");
+        return row;
+    }
+
+    private long[] Integers(JsonElement root, string name, int lineNumber)
+    {
+        var array = root.GetProperty(name);
+        if (array.ValueKind != JsonValueKind.Array)
+            throw Invalid(lineNumber, $"\"{name}\" is {array.GetRawText()}, not an array of integers");
+        var values = new long[array.GetArrayLength()];
+        int i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out long value))
+                throw Invalid(lineNumber, $"{name}[{i}] is {item.GetRawText()}, not an integer");
+            values[i++] = value;
+        }
+        return values;
+    }
+
+    private long[] Encode(JsonElement root, string name, int lineNumber, string? prefix = null)
+    {
+        var text = root.GetProperty(name);
         if (text.ValueKind != JsonValueKind.String)
-            throw Invalid(lineNumber, $"\"text\" is {text.GetRawText()}, not a string");
+            throw Invalid(lineNumber, $"\"{name}\" is {text.GetRawText()}, not a string");
         try
         {
             _tokenizer ??= ModelTokenizer.Load(_modelFolder);
@@ -88,7 +138,7 @@ internal sealed class JsonlTokenReader
             // The folder is the problem, but the user also needs to know which data asked for a tokenizer.
             throw new LoraException(e.Kind, _modelFolder, $"{e.Detail} (line {lineNumber} of {_path} is a text row)", e);
         }
-        return _tokenizer.Encode(text.GetString()!);
+        return _tokenizer.Encode(prefix + text.GetString());
     }
 
     // A tokenizer with more entries than the model's embedding (added tokens, a mismatched folder) yields ids the model cannot look up.

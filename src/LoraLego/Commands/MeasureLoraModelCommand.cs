@@ -8,7 +8,7 @@ namespace LoraLego.Commands;
 [OutputType(typeof(EvaluationResult))]
 public sealed class MeasureLoraModelCommand : ModelCmdlet
 {
-    /// <summary>A JSONL file of {"input_ids": [...]} rows, or {"text": "..."} rows tokenized with the model folder's tokenizer.</summary>
+    /// <summary>A JSONL file of {"input_ids": [...]} rows (optional aligned "labels"), {"text": "..."} or {"prompt": "...", "completion": "..."} rows tokenized with the model folder's tokenizer.</summary>
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
     public string Data { get; set; } = "";
@@ -28,7 +28,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
         {
             var options = new EvaluationOptions { BatchSize = BatchSize, MaxLength = MaxLength };
             var result = WithAdapters(() => PerplexityEvaluator.Evaluate(Model, path, options, ReportProgress, Stopping));
-            WriteVerbose($"{result.Rows} rows, {result.Tokens} tokens ({result.SkippedRows} rows too short), loss {result.Loss:F4}, {result.TokensPerSecond:F0} tokens/s");
+            WriteVerbose($"{result.Rows} rows, {result.Tokens} scored tokens ({result.SkippedRows} rows with none), loss {result.Loss:F4}, exact match {result.ExactMatch:F3}, {result.TokensPerSecond:F0} tokens/s");
             WriteObject(result);
         }
         catch (LoraException e)

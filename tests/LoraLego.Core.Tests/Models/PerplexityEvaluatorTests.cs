@@ -93,7 +93,7 @@ public sealed class PerplexityEvaluatorTests : IDisposable
     [Theory]
     [InlineData("{\"input_ids\": [1, 2, 256]}", "outside the model's vocabulary")]
     [InlineData("{\"input_ids\": [1, 2.5]}", "not an integer")]
-    [InlineData("{\"ids\": [1, 2]}", "\"input_ids\" array or a \"text\" string")]
+    [InlineData("{\"ids\": [1, 2]}", "a row is {\"input_ids\": [...]}")]
     [InlineData("{\"input_ids\": [1, 2", "not valid JSON")]
     public void A_bad_row_is_reported_with_its_file_and_line(string badLine, string expected)
     {

@@ -109,6 +109,26 @@ public sealed class TextRowTests : IDisposable
     }
 
     [Fact]
+    public void Prompt_completion_rows_score_only_the_completion_tokens()
+    {
+        var model = ModelWith("sentencepiece");
+        using var stream = File.OpenRead(Path.Combine(Fixtures.TinyTokenizer("sentencepiece"), "tokenizer.model"));
+        var tokenizer = SentencePieceTokenizer.Create(stream, true, addEndOfSentence: false);
+        string prompt = "the quick brown fox", completion = " jumps over a lazy dog";
+        var whole = tokenizer.EncodeToIds(prompt + completion).Select(id => (long)id).ToArray();
+        int promptLength = tokenizer.EncodeToIds(prompt).Count;
+        var labels = whole.Select((id, t) => t < promptLength ? TokenRow.Ignored : id).ToArray();
+        Assert.True(whole.Length - promptLength >= 3);
+
+        var fromPair = PerplexityEvaluator.Evaluate(model, WriteJsonl("pairs.jsonl", [new { prompt, completion }]));
+        var fromLabels = PerplexityEvaluator.Evaluate(model, [new TokenRow(whole, labels)]);
+        var everyToken = PerplexityEvaluator.Evaluate(model, [whole]);
+        Assert.Equal(whole.Length - promptLength, fromPair.Tokens);
+        Assert.Equal(fromLabels.Loss, fromPair.Loss, 12);
+        Assert.NotEqual(everyToken.Loss, fromPair.Loss, 3);
+    }
+
+    [Fact]
     public void A_folder_without_a_tokenizer_rejects_text_rows_naming_the_folder()
     {
         var model = ModelWith(null);
@@ -140,7 +160,9 @@ public sealed class TextRowTests : IDisposable
 
     [Theory]
     [InlineData("{\"text\": 5}", "not a string")]
-    [InlineData("{\"text\": \"a\", \"input_ids\": [1, 2]}", "both")]
+    [InlineData("{\"text\": \"a\", \"input_ids\": [1, 2]}", "do not make a row together")]
+    [InlineData("{\"prompt\": \"the\"}", "do not make a row together")]
+    [InlineData("{\"prompt\": \"the\", \"completion\": 3}", "\"completion\" is 3, not a string")]
     public void A_bad_text_row_is_reported_with_its_line(string badLine, string expected)
     {
         string path = Path.Combine(_folder, "bad.jsonl");
