@@ -40,6 +40,13 @@ switch (args.FirstOrDefault())
     case "mole":
         RunMole(options);
         return 0;
+    case "lego-error":
+        LegoErrorProbe.Run(args[1]);
+        return 0;
+    case "merge-quality":
+        MergeQuality.Run(args[1], args.Skip(2).Where(a => !a.StartsWith("--rows=", StringComparison.Ordinal)).Select(MergeQuality.Parse),
+            args.FirstOrDefault(a => a.StartsWith("--rows=", StringComparison.Ordinal)) is { } rows ? int.Parse(rows["--rows=".Length..]) : null);
+        return 0;
     default:
         Console.WriteLine("""
             usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...]
@@ -48,6 +55,8 @@ switch (args.FirstOrDefault())
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
                    loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
+                   loralego-bench merge-quality SETDIR [--rows=N] MERGE ...  (answer-only scores of merges of a skill set;
+                                                                            MERGE: base | lego | cat:w=0.25 | lego:k=16,pr=off,or=on,target=mean,norm=l2,w=1)
             """);
         return 2;
 }
