@@ -40,9 +40,11 @@ function Get-DeltaDifference($Actual, $Expected) {
 
 # Runs a script in a new pwsh, from -Location, with the module imported, and returns everything it
 # printed (host text included, as a user sees it: -WhatIf lines, format views) and its exit code.
-# For what only the host shows, and for documentation that must run on its own.
-function Invoke-FreshPwsh([string] $Script, [string] $Location = $RepoRoot) {
-    $prelude = "`$ErrorActionPreference = 'Stop'; `$PSStyle.OutputRendering = 'PlainText'; Set-Location -LiteralPath '$($Location.Replace("'", "''"))'; Import-Module '$((Join-Path $RepoRoot 'LoraLego.psd1').Replace("'", "''"))'`n"
+# For what only the host shows, and for documentation that must run on its own. -NoImport leaves
+# the importing to the script.
+function Invoke-FreshPwsh([string] $Script, [string] $Location = $RepoRoot, [switch] $NoImport) {
+    $prelude = "`$ErrorActionPreference = 'Stop'; `$PSStyle.OutputRendering = 'PlainText'; Set-Location -LiteralPath '$($Location.Replace("'", "''"))'`n"
+    if (-not $NoImport) { $prelude += "Import-Module '$((Join-Path $RepoRoot 'LoraLego.psd1').Replace("'", "''"))'`n" }
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($prelude + $Script))
     $dll = Join-Path $PSHOME 'pwsh.dll'
     $text = if (Test-Path -LiteralPath $dll) { dotnet $dll -NoProfile -NonInteractive -EncodedCommand $encoded 2>&1 } else { & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -EncodedCommand $encoded 2>&1 }
