@@ -8,6 +8,8 @@ param(
     [string] $DataB = "$PSScriptRoot/data/tiny-llama-domain-b.jsonl"
 )
 Import-Module "$PSScriptRoot/../LoraLego.psd1"
+# The .NET file calls below resolve against the process folder, not the PowerShell location.
+$OutDir = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($OutDir)
 
 $model = Import-BaseModel "$Fixture/base" -Device Cpu
 $mixture = Import-Lora "$Fixture/adapters/a", "$Fixture/adapters/b" | New-LoraMixture -Name mole-ab

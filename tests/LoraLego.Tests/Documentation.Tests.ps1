@@ -42,7 +42,7 @@ Describe 'README.md' {
 
     It 'transcript at line <Line> prints what it shows' -ForEach $transcripts {
         $lines = $Code -split "`n"
-        $commands = ($lines | Where-Object { $_ -like 'PS> *' } | ForEach-Object { $_.Substring(4) + ' | Out-Default' }) -join "`n"
+        $commands = ($lines | Where-Object { $_ -like 'PS> *' } | ForEach-Object { $_.Substring(4) }) -join "`n"
         $run = Invoke-FreshPwsh $commands -Location (New-Sandbox)
         $run.ExitCode | Should -Be 0 -Because $run.Text
         $squash = { param($s) ($s -replace '\s+', ' ').Trim() }
@@ -52,13 +52,13 @@ Describe 'README.md' {
         }
     }
 
-    It 'has only the two set-up commands besides powershell blocks and transcripts' {
-        $otherBlocks.Code | Should -Be 'dotnet tool restore && dotnet pwsh ./build.ps1 -Example', 'dotnet pwsh ./build.ps1 -Test'
+    It 'has only the two set-up commands besides powershell blocks and transcripts' -ForEach @{ Other = $otherBlocks } {
+        $Other.Code | Should -Be 'dotnet tool restore && dotnet pwsh ./build.ps1 -Example', 'dotnet pwsh ./build.ps1 -Test'
     }
 
-    It 'runs the README''s first code line as printed, writing ./out/merged' {
+    It 'runs the README''s first code line as printed, writing ./out/merged' -ForEach @{ First = $readmeBlocks[0] } {
         $sandbox = New-Sandbox
-        $first = ($readmeBlocks[0].Code -split "`n" | Where-Object { $_.Trim() })
+        $first = ($First.Code -split "`n" | Where-Object { $_.Trim() })
         $run = Invoke-FreshPwsh ($first -join "`n") -Location $sandbox -NoImport
         $run.ExitCode | Should -Be 0 -Because $run.Text
         (Import-Lora "$sandbox/out/merged").Rank | Should -Be 16
