@@ -6,7 +6,10 @@
     Description       = 'Take LoRA adapters apart and put them back together: import, inspect, merge (LoRA-LEGO, PEFT methods), mix and export.'
     PowerShellVersion = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess  = @('artifacts/module/LoraLego.format.ps1xml')
+    # The format file is read from the sources, so that a clone that was never built gets to the
+    # check below (PowerShell validates FormatsToProcess before it runs ScriptsToProcess).
+    FormatsToProcess  = @('src/LoraLego/LoraLego.format.ps1xml')
+    ScriptsToProcess  = @('build/Assert-LoraLegoBuilt.ps1')
     CmdletsToExport   = @(
         'Import-Lora', 'Export-Lora',
         'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',

@@ -3,6 +3,7 @@ param(
     [string] $AdapterRoot = "$PSScriptRoot/../tests/fixtures/peft-tiny-llama/adapters",
     [string] $OutDir = "$PSScriptRoot/../out"
 )
+Import-Module "$PSScriptRoot/../LoraLego.psd1"
 
 $adapters = Import-Lora "$AdapterRoot/*"
 $adapters

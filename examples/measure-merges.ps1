@@ -4,6 +4,7 @@ param(
     [string] $Fixture = "$PSScriptRoot/../tests/fixtures/peft-tiny-llama",
     [string] $Data = "$PSScriptRoot/data/tiny-llama-domain-a.jsonl"
 )
+Import-Module "$PSScriptRoot/../LoraLego.psd1"
 
 $model = Import-BaseModel "$Fixture/base" -Device Cpu
 $model

@@ -2,11 +2,14 @@
 # and per token, how much of each to use. Train the gates on both domains, see where they
 # route, mask an expert, save the mixture and read it back.
 param(
-    [Parameter(Mandatory)] [string] $OutDir,
+    [string] $OutDir = "$PSScriptRoot/../out",
     [string] $Fixture = "$PSScriptRoot/../tests/fixtures/peft-tiny-llama",
     [string] $DataA = "$PSScriptRoot/data/tiny-llama-domain-a.jsonl",
     [string] $DataB = "$PSScriptRoot/data/tiny-llama-domain-b.jsonl"
 )
+Import-Module "$PSScriptRoot/../LoraLego.psd1"
+# The .NET file calls below resolve against the process folder, not the PowerShell location.
+$OutDir = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($OutDir)
 
 $model = Import-BaseModel "$Fixture/base" -Device Cpu
 $mixture = Import-Lora "$Fixture/adapters/a", "$Fixture/adapters/b" | New-LoraMixture -Name mole-ab
@@ -28,7 +31,7 @@ Set-LoraMixture $mixture -Disable b
 'enabled: {0}' -f ($mixture.EnabledExperts -join ', ')
 
 $folder = [IO.Path]::Combine($OutDir, 'mole-ab')
-Export-LoraMixture $mixture $folder -Force
+$mixture | Export-LoraMixture $folder -Force
 $imported = Import-LoraMixture $folder
 'round trip keeps the mask and the history: {0}' -f (($imported.DisabledExperts -join ',') -eq 'b' -and $imported.LossHistory.Count -eq $mixture.LossHistory.Count)
 $imported

@@ -48,7 +48,7 @@ public static class MamlWriter
                 new XElement(Maml + "description", Para(doc.Synopsis))),
             new XElement(Maml + "description", doc.Description.Select(Para)),
             new XElement(Command + "syntax", info.ParameterSets.Select(set => SyntaxItem(info.Name, set))),
-            new XElement(Command + "parameters", parameters.Select(p => ParameterElement(p, Describe(doc, p.Name)))),
+            new XElement(Command + "parameters", parameters.Select(p => ParameterElement(p, Describe(doc, p.Name), DefaultValues.Of(info, p)))),
             new XElement(Command + "inputTypes", doc.Inputs.Select(i => new XElement(Command + "inputType", TypeElement(i.Type), new XElement(Maml + "description", Para(i.Text))))),
             new XElement(Command + "returnValues", doc.Outputs.Select(o => new XElement(Command + "returnValue", TypeElement(o.Type), new XElement(Maml + "description", Para(o.Text))))),
             new XElement(Command + "examples", doc.Examples.Select((e, i) => new XElement(Command + "example",
@@ -72,7 +72,7 @@ public static class MamlWriter
                     new XElement(Maml + "name", p.Name),
                     IsSwitch(p.ParameterType) ? null : new XElement(Command + "parameterValue", new XAttribute("required", "true"), TypeName(p.ParameterType)))));
 
-    private static XElement ParameterElement(ParameterMetadata p, IEnumerable<string> description)
+    private static XElement ParameterElement(ParameterMetadata p, IEnumerable<string> description, string defaultValue)
     {
         var attributes = p.Attributes.OfType<ParameterAttribute>().ToList();
         bool required = attributes.Any(a => a.Mandatory);
@@ -88,7 +88,8 @@ public static class MamlWriter
             new XElement(Maml + "name", p.Name),
             new XElement(Maml + "description", description.Select(Para), AllowedValues(p.ParameterType)),
             IsSwitch(p.ParameterType) ? null : new XElement(Command + "parameterValue", new XAttribute("required", "true"), TypeName(p.ParameterType)),
-            TypeElement(p.ParameterType.FullName ?? p.ParameterType.Name));
+            TypeElement(p.ParameterType.FullName ?? p.ParameterType.Name),
+            new XElement(Dev + "defaultValue", defaultValue));
     }
 
     private static XElement? AllowedValues(Type type)

@@ -2,11 +2,12 @@ using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using LoraLego.HelpGen;
 
-// Generates the module's MAML help from docs/cmdlets/<Name>.md and the cmdlets' own metadata.
-// usage: LoraLego.HelpGen <LoraLego.psd1> <docs/cmdlets> <output.xml>...
-if (args.Length < 3)
+// Generates the module's MAML help from docs/cmdlets/<Name>.md and the cmdlets' own metadata, and
+// puts the about_ topics of docs/about beside each help file (PowerShell finds both in <culture>/).
+// usage: LoraLego.HelpGen <LoraLego.psd1> <docs/cmdlets> <docs/about> <output.xml>...
+if (args.Length < 4)
 {
-    Console.Error.WriteLine("usage: LoraLego.HelpGen <manifest.psd1> <docs folder> <output.xml>...");
+    Console.Error.WriteLine("usage: LoraLego.HelpGen <manifest.psd1> <cmdlet docs folder> <about topics folder> <output.xml>...");
     return 2;
 }
 using var runspace = RunspaceFactory.CreateRunspace(InitialSessionState.CreateDefault2());
@@ -37,10 +38,14 @@ foreach (var problem in problems)
     Console.Error.WriteLine($"{Path.Combine(args[1], problem.Split(':')[0] + ".md")}: error LLHELP: {problem}");
 if (problems.Count > 0)
     return 1;
-foreach (var output in args.Skip(2))
+var abouts = Directory.GetFiles(args[2], "about_*.help.txt");
+foreach (var output in args.Skip(3))
 {
-    Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+    string folder = Path.GetDirectoryName(output)!;
+    Directory.CreateDirectory(folder);
     maml.Save(output);
+    foreach (var about in abouts)
+        File.Copy(about, Path.Combine(folder, Path.GetFileName(about)), overwrite: true);
 }
-Console.WriteLine($"help for {docs.Count} cmdlets written to {string.Join(", ", args.Skip(2))}");
+Console.WriteLine($"help for {docs.Count} cmdlets and {abouts.Length} about topics written to {string.Join(", ", args.Skip(3))}");
 return 0;

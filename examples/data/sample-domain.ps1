@@ -8,6 +8,7 @@ param(
     [string] $Fixture = "$PSScriptRoot/../../tests/fixtures/peft-tiny-llama",
     [string] $Out = "$PSScriptRoot/tiny-llama-domain-$Adapter.jsonl"
 )
+Import-Module "$PSScriptRoot/../../LoraLego.psd1"
 
 $model = Import-BaseModel "$Fixture/base" -Device Cpu
 Import-Lora "$Fixture/adapters/$Adapter" | Mount-Lora -Model $model

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core;
 using LoraLego.Core.Models;
 
@@ -16,6 +17,7 @@ public sealed class DismountLoraCommand : LoraCmdlet
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(AttachedAdapterCompleter))]
     public string[]? Name { get; set; }
 
     [Parameter]

@@ -9,12 +9,12 @@ namespace LoraLego.Commands;
 [OutputType(typeof(LoraAdapter))]
 public sealed class ExportLoraCommand : LoraCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
     [ValidateNotNull]
     public LoraAdapter Adapter { get; set; } = null!;
 
     /// <summary>The adapter folder to write (created if missing).</summary>
-    [Parameter(Mandatory = true, Position = 1)]
+    [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
@@ -43,9 +43,9 @@ public sealed class ExportLoraCommand : LoraCmdlet
             WriteVerbose($"Writing {Adapter.Name} to {folder} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");
             try
             {
-                PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors(), Stopping);
+                PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors(), Cancellation);
             }
-            catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+            catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
             {
                 // Ctrl+C: the temporary files are gone and PowerShell is stopping the pipeline.
                 return;

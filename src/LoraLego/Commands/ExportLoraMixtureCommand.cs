@@ -7,12 +7,12 @@ namespace LoraLego.Commands;
 [OutputType(typeof(LoraMixture))]
 public sealed class ExportLoraMixtureCommand : LoraCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
     [ValidateNotNull]
     public LoraMixture Mixture { get; set; } = null!;
 
     /// <summary>The mixture folder to write.</summary>
-    [Parameter(Mandatory = true, Position = 1)]
+    [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 

@@ -27,7 +27,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
         try
         {
             var options = new EvaluationOptions { BatchSize = BatchSize, MaxLength = MaxLength };
-            var result = WithAdapters(() => PerplexityEvaluator.Evaluate(Model, path, options, ReportProgress, Stopping));
+            var result = WithAdapters(() => PerplexityEvaluator.Evaluate(Model, path, options, ReportProgress, Cancellation));
             WriteVerbose($"{result.Rows} rows, {result.Tokens} scored tokens ({result.SkippedRows} rows with none), loss {result.Loss:F4}, exact match {result.ExactMatch:F3}, {result.TokensPerSecond:F0} tokens/s");
             WriteObject(result);
         }
@@ -35,7 +35,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
         {
             ThrowLoraError(e, path);
         }
-        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
         {
             // Ctrl+C: the pipeline is already stopping.
         }

@@ -123,7 +123,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         {
             ThrowLoraError(e);
         }
-        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
         {
             // Ctrl+C: PowerShell is already stopping the pipeline; nothing was written.
         }
@@ -145,7 +145,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         if (Method == LoraMergeMethod.Lego)
         {
             RefuseStandardOnly();
-            return LegoMerge.Merge(inputs, LegoOptionsFromParameters(), Name ?? "lego", WriteVerbose, ReportProgress, Stopping);
+            return LegoMerge.Merge(inputs, LegoOptionsFromParameters(), Name ?? "lego", WriteVerbose, ReportProgress, Cancellation);
         }
         RefuseLegoOnly();
         return StandardMerge.Merge(inputs, Method.ToStandard(), new MergeOptions
@@ -160,7 +160,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
             DenseSvd = DenseSvd,
             Verbose = WriteVerbose,
             Progress = ReportProgress,
-            CancellationToken = Stopping,
+            CancellationToken = Cancellation,
         });
     }
 
@@ -171,7 +171,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
         if (Rank is not null)
             throw new LoraException(LoraErrorKind.InvalidArgument, null, "the clusters already fix each module's rank; set -K on Invoke-RankCluster");
         var options = new LegoOptions { ParameterReweight = ParameterReweight, OutputReweight = OutputReweight, Target = Target };
-        return LegoMerge.Merge(_clusters, null, options, Name ?? "lego", WriteVerbose, ReportProgress, Stopping);
+        return LegoMerge.Merge(_clusters, null, options, Name ?? "lego", WriteVerbose, ReportProgress, Cancellation);
     }
 
     private LegoOptions LegoOptionsFromParameters() => new()

@@ -64,11 +64,11 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
                     WriteProgress(record);
                     if (p.EpochLoss is { } epochLoss)
                         WriteVerbose($"epoch {p.Epoch}/{p.Epochs}: mean loss {epochLoss:F4} ({p.Tokens} tokens, {p.Elapsed.TotalSeconds:F1} s)");
-                }, Stopping);
+                }, Cancellation);
                 WriteObject(Mixture);
             });
         }
-        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
         {
             // Ctrl+C: the gates keep their previous values; PowerShell reports the stop itself.
         }

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core.Mixture;
 
 namespace LoraLego.Commands;
@@ -13,10 +14,12 @@ public sealed class SetLoraMixtureCommand : LoraCmdlet
 
     /// <summary>Experts to mask out: their gate values become 0 and the others renormalise.</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(ExpertNameCompleter))]
     public string[] Disable { get; set; } = [];
 
     /// <summary>Experts to take back in; applied before -Disable.</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(ExpertNameCompleter))]
     public string[] Enable { get; set; } = [];
 
     [Parameter]

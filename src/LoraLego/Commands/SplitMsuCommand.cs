@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Merging;
@@ -20,6 +21,7 @@ public sealed class SplitMsuCommand : LoraCmdlet
     [Parameter]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ModuleKeyCompleter))]
     public string? Module { get; set; }
 
     /// <summary>One weight per adapter, folded into its units' scaling (default 1).</summary>

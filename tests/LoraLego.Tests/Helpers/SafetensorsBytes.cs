@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace LoraLego.Module.Tests;
+namespace LoraLego.Tests;
 
 /// <summary>
 /// Reads tensors' raw bytes with an independent, minimal parser (not LoraLego's), so the
@@ -24,4 +24,16 @@ public static class SafetensorsBytes
         }
         return result;
     }
+
+    /// <summary>Whether two files hold the same tensors, byte for byte (names, and each tensor's bytes).</summary>
+    public static bool SameTensors(string path, string other)
+    {
+        var x = TensorBytes(path);
+        var y = TensorBytes(other);
+        return x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out var v) && kv.Value.AsSpan().SequenceEqual(v));
+    }
+
+    public static float[] Floats(byte[] bytes) => Enumerable.Range(0, bytes.Length / 4).Select(i => BitConverter.ToSingle(bytes, i * 4)).ToArray();
+
+    public static long[] Longs(byte[] bytes) => Enumerable.Range(0, bytes.Length / 8).Select(i => BitConverter.ToInt64(bytes, i * 8)).ToArray();
 }
