@@ -21,10 +21,18 @@ Describe 'Merge-Lora reproduces PEFT' {
         Get-ErrorAgainstPeft $merged cat_da -Factor ([math]::Sqrt(24)) | Should -BeLessThan 1e-5
     }
 
-    It 'is the Cat merge for Lego with one cluster per unit and no reweighting' {
+    It 'is the Cat merge for Lego with one cluster per unit, no reweighting and Target Sum' {
         $merged = Import-Lora "$Adapters/a", "$Adapters/b", "$Adapters/c" | Split-Msu -Weight 0.5, 0.3, 0.2 | Invoke-RankCluster -K 20 |
-            Merge-Lora -ParameterReweight:$false -OutputReweight:$false
+            Merge-Lora -ParameterReweight:$false -Target Sum
         Get-ErrorAgainstPeft $merged cat_abc | Should -BeLessThan 1e-5
+    }
+
+    It 'is, with no options, the mean of its inputs: PEFT''s cat with weights w / N' {
+        $merged = Import-Lora "$Adapters/a", "$Adapters/b", "$Adapters/c" | Merge-Lora -Weight 0.5, 0.3, 0.2
+        $merged.Rank | Should -Be 20
+        Get-ErrorAgainstPeft $merged cat_abc -Factor 3 | Should -BeLessThan 1e-5
+        $steps = Import-Lora "$Adapters/a", "$Adapters/b", "$Adapters/c" | Split-Msu -Weight 0.5, 0.3, 0.2 | Invoke-RankCluster | Merge-Lora
+        Get-ErrorAgainstPeft $steps cat_abc -Factor 3 | Should -BeLessThan 1e-5
     }
 }
 
@@ -53,8 +61,10 @@ Describe 'Merge-Lora -Method Lego' {
 
     It 'gives an adapter merged with itself back unchanged (Target Mean)' {
         $a = Import-Lora "$Adapters/a"
-        $self = $a, $a | Merge-Lora -Method Lego -Rank 8 -ParameterReweight:$false -OutputReweight:$false
+        $self = $a, $a | Merge-Lora -Method Lego -Rank 8 -ParameterReweight:$false
         Get-DeltaDifference $self $a | Should -BeLessThan 1e-5
+        $lossless = $a, $a, $a | Merge-Lora
+        Get-DeltaDifference $lossless $a | Should -BeLessThan 1e-5
     }
 
     It 'does not depend on the order of its inputs' {

@@ -5,7 +5,7 @@ namespace LoraLego.Core.Clustering;
 /// <summary>How the units of a module are clustered (LoRA-LEGO step 2).</summary>
 public sealed record RankClusterOptions
 {
-    /// <summary>Clusters per module, the merged rank; null: the largest rank among the module's inputs.</summary>
+    /// <summary>Clusters per module, the merged rank; null: one per unit (nothing merged away; give K to compress).</summary>
     public int? K { get; init; }
 
     public KMeansOptions KMeans { get; init; } = new();

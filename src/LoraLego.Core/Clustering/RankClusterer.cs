@@ -22,9 +22,9 @@ public static class RankClusterer
         options ??= new RankClusterOptions();
         options.Validate();
         device ??= DeviceSelector.Resolve(options.Device, verbose);
-        int requestedK = options.K ?? pool.LargestInputRank;
         var units = Canonical(pool.Units);
         int n = units.Count;
+        int requestedK = options.K ?? n;
         using var scope = NewDisposeScope();
         var members = MemberMatrix(units, device);
         if (n <= requestedK)

@@ -23,15 +23,26 @@ namespace LoraLego.Core.Merging;
 /// shrinks them, so c_j is multiplied by rho_j = mean_{u in M_j} ||[b_u; a_u]|| / ||c_j||, with
 /// the L-infinity norm by default or L2 (<see cref="RankClusterOptions.Norm"/>). Both parts are
 /// scaled, so the cluster's rank-one term scales by rho_j^2.</para>
-/// <para>Target: <see cref="LegoTarget.Mean"/> (the paper's, default) uses each centroid once;
-/// <see cref="LegoTarget.Sum"/> multiplies cluster j's term by m_j (sqrt(m_j) on each part).</para>
+/// <para>Target: every cluster's term is multiplied by its size m_j (sqrt(m_j) on each part), so a
+/// cluster of near-identical units stands for all of them and singleton clusters reproduce the
+/// units exactly. <see cref="LegoTarget.Sum"/> stops there: the merge approximates sum_i w_i dW_i.
+/// <see cref="LegoTarget.Mean"/> (default) also divides by N, the number of adapters merged: it
+/// approximates (1 / N) sum_i w_i dW_i, PEFT's cat with weights w_i / N. Where each cluster holds
+/// one unit of every input (the case the paper describes) this is the centroid once, the paper's
+/// mean; unlike the centroid once, it stays the mean when clusters are uneven or singletons.</para>
 /// <para>Output reweighting (variance expansion): a LoRA's output variance grows with the number of
 /// rank-one terms, so the merged update is multiplied by sqrt(r / k), with k the merged rank and r
 /// the mean rank of the inputs that target the module (each input counted once). The factor is the
 /// merged module's scaling: alpha = k * sqrt(r / k), so it stays visible in the config.</para>
-/// <para>Hence: k = number of units with both reweightings off reproduces Cat exactly (every cluster
-/// is one unit, m_j = 1); an adapter merged with itself N times at k = its rank gives it back with
-/// Mean (rho = 1, r = k) and N times it with Sum.</para>
+/// <para>Hence: k = number of units (the default) with both reweightings off reproduces Cat exactly
+/// (every cluster is one unit, m_j = 1): with Sum, Cat with the weights w_i; with Mean, Cat with
+/// w_i / N. An adapter merged with itself N times at k = its rank gives it back with Mean (rho = 1,
+/// r = k) and N times it with Sum.</para>
+/// <para>The defaults (k = every unit, so nothing is lost; Mean; output reweighting off; parameter
+/// reweighting on, which changes nothing until clusters have several members) come from measuring
+/// five skill sets (docs/merge-quality.md): without data, every compression to fewer ranks lost to
+/// this lossless mean on at least one set, and the paper's settings at k = the input rank lost on
+/// all five.</para>
 /// <para>Source of the formulas: the paper's abstract and the reviews of it name the two reweightings
 /// and their causes (norm decay, variance expansion). The section numbers cited in this folder (3: MSU
 /// properties, 4: clustering and reweighting) follow the paper's outline as reviews give it; its method
@@ -65,7 +76,7 @@ public static class LegoMerge
         var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter)
             .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
         var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)new JsonObject { ["adapter"] = i.Adapter.Name, ["weight"] = i.Weight }).ToArray()));
-        return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, verbose, progress, cancellationToken);
+        return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, inputs.Count, verbose, progress, cancellationToken);
     }
 
     /// <summary>
@@ -88,24 +99,30 @@ public static class LegoMerge
             throw new LoraException(LoraErrorKind.InvalidArgument, null, "no clustered modules to merge");
         // Each result carries its own clustering choices; the record shows the first module's.
         var used = options with { Clustering = list[0].Options };
-        var inputs = new JsonArray(list.SelectMany(c => c.Adapters).Distinct().Select(a => (JsonNode)new JsonObject { ["adapter"] = a }).ToArray());
-        return Assemble(list, template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)), used, Record(used, inputs), name, list.Count, verbose, progress, cancellationToken);
+        var adapters = list.SelectMany(c => c.Adapters).Distinct().ToList();
+        var inputs = new JsonArray(adapters.Select(a => (JsonNode)new JsonObject { ["adapter"] = a }).ToArray());
+        return Assemble(list, template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)), used, Record(used, inputs), name, list.Count, adapters.Count,
+            verbose, progress, cancellationToken);
     }
 
     /// <summary>
     /// One merged module from one clustered module: rank K, A rows and B columns from the
     /// reweighted centroids, scaling sqrt(r / k) with output reweighting and 1 without.
     /// </summary>
-    public static LoraModule BuildModule(RankCluster cluster, LegoOptions? options = null, Action<string>? verbose = null)
+    /// <param name="cluster">The module's clustered units.</param>
+    /// <param name="options">Reweighting and target; the clustering choices come from the cluster.</param>
+    /// <param name="verbose">Told the module's k, inertia and reweighting factors.</param>
+    /// <param name="adapterCount">N, which <see cref="LegoTarget.Mean"/> divides by: the adapters of the whole merge; null for those of this module.</param>
+    public static LoraModule BuildModule(RankCluster cluster, LegoOptions? options = null, Action<string>? verbose = null, int? adapterCount = null)
     {
         options ??= new LegoOptions();
         int k = cluster.K;
+        double share = options.Target == LegoTarget.Mean ? 1.0 / (adapterCount ?? cluster.Adapters.Count) : 1.0;
         var factors = new double[k];
         for (int j = 0; j < k; j++)
         {
             double rho = options.ParameterReweight ? NormRatio(cluster, j) : 1.0;
-            double count = options.Target == LegoTarget.Sum ? Math.Sqrt(cluster.ClusterSizes[j]) : 1.0;
-            factors[j] = rho * count;
+            factors[j] = rho * Math.Sqrt(cluster.ClusterSizes[j] * share);
         }
         double scaling = options.OutputReweight ? Math.Sqrt(cluster.MeanInputRank / k) : 1.0;
         var a = new float[k * cluster.InFeatures];
@@ -140,7 +157,7 @@ public static class LegoMerge
     }
 
     private static LoraAdapter Assemble(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions options, JsonObject record,
-        string name, int count, Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
+        string name, int count, int adapterCount, Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
     {
         var modules = new List<LoraModule>();
         int index = 0;
@@ -148,7 +165,7 @@ public static class LegoMerge
         foreach (var cluster in clusters)
         {
             progress?.Invoke(new MergeProgress(index++, count, cluster.ModuleKey));
-            modules.Add(BuildModule(cluster, options, verbose));
+            modules.Add(BuildModule(cluster, options, verbose, adapterCount));
             cancellationToken.ThrowIfCancellationRequested();
         }
         var json = (JsonObject)template.Json.DeepClone();
@@ -161,7 +178,7 @@ public static class LegoMerge
         ["method"] = "lego",
         ["reference"] = "arXiv:2409.16167",
         ["target"] = options.Target == LegoTarget.Mean ? "mean" : "sum",
-        ["k"] = options.Clustering.K is { } k ? JsonValue.Create(k) : "largest input rank",
+        ["k"] = options.Clustering.K is { } k ? JsonValue.Create(k) : "every unit",
         ["parameter_reweight"] = options.ParameterReweight,
         ["output_reweight"] = options.OutputReweight,
         ["output_reweight_factor"] = "sqrt(mean input rank / k)",

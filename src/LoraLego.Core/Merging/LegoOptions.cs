@@ -10,8 +10,12 @@ public sealed record LegoOptions
     /// <summary>Rescale each centroid so its norm is its members' mean norm (norm decay, Section 4).</summary>
     public bool ParameterReweight { get; init; } = true;
 
-    /// <summary>Multiply the merged update by sqrt(r / k) (variance expansion, Section 4).</summary>
-    public bool OutputReweight { get; init; } = true;
+    /// <summary>
+    /// Multiply the merged update by sqrt(r / k) (variance expansion, Section 4). Off by default: the
+    /// mean target already divides by the number of adapters, and on the measured skill sets the
+    /// extra factor cost quality wherever k differed from the input rank (docs/merge-quality.md).
+    /// </summary>
+    public bool OutputReweight { get; init; }
 
     public LegoTarget Target { get; init; } = LegoTarget.Mean;
 

@@ -4,16 +4,16 @@ namespace LoraLego.Core.Merging;
 public enum LegoTarget
 {
     /// <summary>
-    /// The paper's: each cluster contributes its centroid once, so a cluster of N near-identical
-    /// units (one per input) contributes one of them: the merge approximates the weighted MEAN of
-    /// the inputs, and merging an adapter with itself N times gives it back.
+    /// The weighted MEAN of the N inputs, (1 / N) sum_i w_i dW_i: each cluster's term times its
+    /// member count, over N. A cluster of N near-identical units (one per input) contributes one of
+    /// them, as in the paper, so merging an adapter with itself N times gives it back; with every
+    /// unit kept it is exactly PEFT's cat with weights w_i / N.
     /// </summary>
     Mean,
 
     /// <summary>
-    /// Each cluster's term is multiplied by its member count, so the merge approximates the
-    /// weighted SUM of the inputs, sum_i w_i dW_i, like the Cat merge (and PEFT's cat): use it to
-    /// compare with Cat like for like, with output reweighting off.
+    /// The weighted SUM of the inputs, sum_i w_i dW_i: each cluster's term times its member count,
+    /// like the Cat merge (and PEFT's cat): use it to compare with Cat like for like.
     /// </summary>
     Sum,
 }

@@ -44,9 +44,6 @@ public sealed class MsuPool
     /// <summary>The mean rank of the contributing adapters' modules: the r of the output reweighting sqrt(r / k).</summary>
     public double MeanInputRank { get; }
 
-    /// <summary>The largest rank among the contributing modules: the default k.</summary>
-    public int LargestInputRank => Units.Max(u => u.SourceRank);
-
     public int Count => Units.Count;
 
     /// <summary>Groups a stream of units (any adapters, any modules) into pools, in order of first appearance.</summary>

@@ -11,6 +11,8 @@ public class LegoMergeTests
 {
     private static readonly LegoOptions NoReweighting = new() { ParameterReweight = false, OutputReweight = false };
 
+    private static readonly LegoOptions SumWithoutReweighting = NoReweighting with { Target = LegoTarget.Sum };
+
     private static LegoOptions WithK(LegoOptions options, int k) => options with { Clustering = options.Clustering with { K = k } };
 
     private static MergeInput[] RandomPair(ulong seed) =>
@@ -23,7 +25,7 @@ public class LegoMergeTests
     public void Every_unit_its_own_cluster_without_reweighting_reproduces_peft_cat()
     {
         MergeInput[] inputs = [new(Fixture("a"), 0.5), new(Fixture("b"), 0.3), new(Fixture("c"), 0.2)];
-        var merged = LegoMerge.Merge(inputs, WithK(NoReweighting, 20));
+        var merged = LegoMerge.Merge(inputs, WithK(SumWithoutReweighting, 20));
         var expected = Fixtures.ReadDeltas(Fixtures.Merge("cat_abc"));
         Assert.Equal(expected.Keys.Order(), merged.Modules.Select(m => m.Key).Order());
         foreach (var m in merged.Modules)
@@ -35,11 +37,28 @@ public class LegoMergeTests
     }
 
     [Fact]
+    public void The_default_merge_is_the_mean_of_the_inputs_peft_cat_with_weights_over_n()
+    {
+        // Defaults: every unit kept, mean target, no output reweighting; parameter reweighting is on
+        // but leaves singleton clusters as they are. So the merge is PEFT's cat with weights w_i / 3.
+        MergeInput[] inputs = [new(Fixture("a"), 0.5), new(Fixture("b"), 0.3), new(Fixture("c"), 0.2)];
+        var merged = LegoMerge.Merge(inputs);
+        var expected = Fixtures.ReadDeltas(Fixtures.Merge("cat_abc"));
+        foreach (var m in merged.Modules)
+        {
+            Assert.Equal(20, m.Rank);
+            using var delta = m.Delta();
+            using var mean = expected[m.Key] / 3;
+            Assert.True(MaxAbsDiff(delta, mean) < 1e-5, m.Key);
+        }
+    }
+
+    [Fact]
     public void Mixed_ranks_rslora_and_module_sets_merge_to_the_weighted_sum_when_every_unit_is_kept()
     {
         MergeInput[] inputs = [new(Fixture("a"), 0.5), new(Fixture("c"), 1.5), new(Fixture("d"), -0.4)];
         var log = new List<string>();
-        var merged = LegoMerge.Merge(inputs, WithK(NoReweighting, 1000), verbose: log.Add);
+        var merged = LegoMerge.Merge(inputs, WithK(SumWithoutReweighting, 1000), verbose: log.Add);
         Assert.Equal(14, merged.ModuleCount);
         Assert.Equal(8 + 4 + 16, merged.GetModule("model.layers.1.self_attn.q_proj")!.Rank);
         Assert.Equal(8 + 4, merged.GetModule("model.layers.1.mlp.up_proj")!.Rank);
@@ -53,13 +72,13 @@ public class LegoMergeTests
     }
 
     [Fact]
-    public void Rank_and_alpha_patterns_are_honoured_and_the_default_k_is_the_largest_input_rank()
+    public void Rank_and_alpha_patterns_are_honoured_and_the_default_k_keeps_every_unit()
     {
         var x = Random("x", 5, [new("m.q_proj", 12, 10, 6, 3), new("m.v_proj", 12, 10, 2, 16)], useRsLora: true);
         var y = Random("y", 6, [new("m.q_proj", 12, 10, 4, 8), new("m.k_proj", 12, 6, 3, 5)]);
         Assert.NotEmpty(x.Config.RankPattern);
         MergeInput[] inputs = [new(x), new(y, 2)];
-        var exact = LegoMerge.Merge(inputs, WithK(NoReweighting, 1000));
+        var exact = LegoMerge.Merge(inputs, WithK(SumWithoutReweighting, 1000));
         foreach (var m in exact.Modules)
         {
             using var delta = m.Delta();
@@ -67,10 +86,19 @@ public class LegoMergeTests
             Assert.True(MaxAbsDiff(delta, expected) < 1e-6, m.Key);
         }
         var merged = LegoMerge.Merge(inputs);
-        Assert.Equal(6, merged.GetModule("m.q_proj")!.Rank);
+        Assert.Equal(6 + 4, merged.GetModule("m.q_proj")!.Rank);
         Assert.Equal(2, merged.GetModule("m.v_proj")!.Rank);
         Assert.Equal(3, merged.GetModule("m.k_proj")!.Rank);
+        foreach (var m in merged.Modules)
+        {
+            using var delta = m.Delta();
+            using var expected = WeightedSum(inputs, m.Key) / 2;
+            Assert.True(MaxAbsDiff(delta, expected) < 1e-6, m.Key);
+        }
+        var compressed = LegoMerge.Merge(inputs, WithK(new LegoOptions(), 4));
+        Assert.Equal(4, compressed.GetModule("m.q_proj")!.Rank);
         Assert.True(AdapterConfigDescription.Describes(merged.Config, merged.Modules));
+        Assert.True(AdapterConfigDescription.Describes(compressed.Config, compressed.Modules));
     }
 
     [Fact]
@@ -107,7 +135,7 @@ public class LegoMergeTests
     public void An_adapter_merged_with_itself_at_its_rank_comes_back(LegoTarget target, double times)
     {
         var a = Fixture("a");
-        var merged = LegoMerge.Merge([new(a), new(a), new(a)], new LegoOptions { Target = target });
+        var merged = LegoMerge.Merge([new(a), new(a), new(a)], WithK(new LegoOptions { Target = target }, 8));
         foreach (var m in merged.Modules)
         {
             Assert.Equal(8, m.Rank);
@@ -134,20 +162,21 @@ public class LegoMergeTests
         var clustering = new RankClusterOptions { K = 3, Norm = norm };
         var pool = MsuSplitter.Pools(RandomPair(30)).First();
         var cluster = RankClusterer.Cluster(pool, clustering);
-        var module = LegoMerge.BuildModule(cluster, new LegoOptions { Clustering = clustering, OutputReweight = false });
+        var module = LegoMerge.BuildModule(cluster, new LegoOptions { Clustering = clustering });
         Assert.Equal(1.0, module.Scaling);
         var units = MsuSplitter.SplitModule(LoraAdapter.Create("merged", AdapterConfig.Bare(), [module]), module);
         for (int j = 0; j < cluster.K; j++)
         {
+            // The mean target then scales both parts by sqrt(m_j / N), N = 2 adapters.
             double[] vector = [.. units[j].B.Select(v => (double)v), .. units[j].A.Select(v => (double)v)];
-            Assert.Equal(cluster.MeanMemberNorms[j], RankClusterer.NormOf(vector, norm), 5);
+            Assert.Equal(cluster.MeanMemberNorms[j] * Math.Sqrt(cluster.ClusterSizes[j] / 2.0), RankClusterer.NormOf(vector, norm), 5);
         }
     }
 
     [Fact]
     public void Output_reweighting_scales_by_the_root_of_input_rank_over_merged_rank()
     {
-        var merged = LegoMerge.Merge([new(Fixture("a")), new(Fixture("c"))], WithK(new LegoOptions(), 4));
+        var merged = LegoMerge.Merge([new(Fixture("a")), new(Fixture("c"))], WithK(new LegoOptions { OutputReweight = true }, 4));
         Assert.All(merged.Modules, m => Assert.Equal(Math.Sqrt((8 + 4) / 2.0 / 4), m.Scaling, 6));
     }
 
@@ -160,7 +189,8 @@ public class LegoMergeTests
         Assert.Equal("linf", (string)record["norm"]!);
         Assert.Equal("normalized", (string)record["clustering_space"]!);
         Assert.True((bool)record["parameter_reweight"]!);
-        Assert.True((bool)record["output_reweight"]!);
+        Assert.False((bool)record["output_reweight"]!);
+        Assert.Equal("every unit", (string)record["k"]!);
         Assert.Equal(0.4, (double)record["inputs"]![1]!["weight"]!);
         Assert.Equal("../../base", merged.BaseModel);
         Assert.True(AdapterConfigDescription.Describes(merged.Config, merged.Modules));
