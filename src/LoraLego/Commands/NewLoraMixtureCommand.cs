@@ -22,7 +22,7 @@ public sealed class NewLoraMixtureCommand : LoraCmdlet
     public MixtureGranularity Granularity { get; set; } = MixtureGranularity.Layer;
 
     [Parameter]
-    public GateInput GateInput { get; set; } = GateInput.ExpertOutputs;
+    public GateInput GateInput { get; set; } = GateInput.Prompt;
 
     [Parameter]
     [ValidateNotNullOrEmpty]
