@@ -37,6 +37,24 @@ public class MixtureCmdletTests(PowerShellSession ps)
     }
 
     [Fact]
+    public void Data_takes_wildcards_and_the_measurement_reports_each_files_routing()
+    {
+        var result = ps.Run(Setup + """
+
+            $files = [IO.Path]::Combine($RepoRoot, 'examples', 'data', 'tiny-llama-domain-*.jsonl')
+            $null = Optimize-LoraMixture $mix -Model $model -Data $files -Epochs 1
+            $mix.Training.Rows
+            Get-LoraMixtureGate $mix -Model $model -Data $files
+            """);
+        result.AssertNoErrors();
+        var measured = result.Output.Skip(1).ToList();
+        Assert.Equal(["tiny-llama-domain-a.jsonl", "tiny-llama-domain-b.jsonl"], measured.Select(m => Path.GetFileName((string)m.Properties["Data"].Value)));
+        Assert.All(measured, m => Assert.Equal(1.0, ((IReadOnlyList<double>)m.Properties["Routed"].Value).Sum(), 9));
+        int rowsMeasured = measured.Sum(m => (int)m.Properties["Rows"].Value);
+        Assert.Equal(rowsMeasured, (int)result.Output[0].BaseObject);
+    }
+
+    [Fact]
     public void Set_disables_and_enables_experts_and_reports_unknown_names()
     {
         var result = ps.Run(Setup + "\n(Set-LoraMixture $mix -Disable b -PassThru).EnabledExperts; (Set-LoraMixture $mix -Enable b -PassThru).EnabledExperts.Count");
@@ -99,7 +117,7 @@ public class MixtureCmdletTests(PowerShellSession ps)
         Assert.Contains("ab", text);
         Assert.Contains("a, b", text);
         Assert.Contains("Layer", text);
-        Assert.Contains("ExpertOutputs", text);
+        Assert.Contains("Prompt", text);
     }
 
     [Fact]
