@@ -15,6 +15,9 @@ public sealed partial class LoraMixture : IDisposable
     // Forward order of a Llama-family block: a layer gate reads the first adapted module a pass reaches.
     private static readonly string[] ForwardOrder = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
+    // The one gate of a Model-granularity mixture: its tensors are model.weight, model.query, ...
+    private const string ModelGateKey = "model";
+
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
 
     private LoraMixture(string name, IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity, double temperature, GateInput gateInput, IReadOnlyList<MixtureGate> gates)
@@ -65,12 +68,12 @@ public sealed partial class LoraMixture : IDisposable
     /// different modules; at a module an expert does not adapt, its output is zero.
     /// </summary>
     /// <param name="experts">Two or more adapters with distinct names (one works, and equals that adapter).</param>
-    /// <param name="granularity">One gate per transformer layer (default) or per module.</param>
+    /// <param name="granularity">One gate for the whole model (default), per transformer layer or per module.</param>
     /// <param name="temperature">The softmax temperature the gates start with, greater than 0.</param>
     /// <param name="name">The mixture's name.</param>
     /// <param name="gateInput">What the gates read; by default the hidden state pooled over each row's prompt, which routes rows by what they ask for (docs/mole-routing.md).</param>
     /// <exception cref="LoraException">No experts, duplicate names, a bad temperature, or experts that disagree on a module's shape.</exception>
-    public static LoraMixture Create(IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity = MixtureGranularity.Layer,
+    public static LoraMixture Create(IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity = MixtureGranularity.Model,
         double temperature = 1.0, string name = "mixture", GateInput gateInput = GateInput.Prompt)
     {
         ArgumentNullException.ThrowIfNull(experts);
@@ -110,9 +113,14 @@ public sealed partial class LoraMixture : IDisposable
 
     private static IEnumerable<(string Key, IReadOnlyList<string> Modules)> GateLayout(IEnumerable<string> moduleKeys, MixtureGranularity granularity)
     {
-        var groups = moduleKeys.GroupBy(key => granularity == MixtureGranularity.Layer ? LayerOf(key) ?? key : key, StringComparer.Ordinal);
+        var groups = moduleKeys.GroupBy(key => granularity switch
+        {
+            MixtureGranularity.Layer => LayerOf(key) ?? key,
+            MixtureGranularity.Model => ModelGateKey,
+            _ => key,
+        }, StringComparer.Ordinal);
         return groups
-            .Select(g => (g.Key, (IReadOnlyList<string>)g.OrderBy(ForwardRank).ThenBy(k => k, StringComparer.Ordinal).ToList()))
+            .Select(g => (g.Key, (IReadOnlyList<string>)g.OrderBy(LayerIndex).ThenBy(ForwardRank).ThenBy(k => k, StringComparer.Ordinal).ToList()))
             .OrderBy(g => LayerIndex(g.Item2[0]))
             .ThenBy(g => ForwardRank(g.Item2[0]))
             .ThenBy(g => g.Key, StringComparer.Ordinal);

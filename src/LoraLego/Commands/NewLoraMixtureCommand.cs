@@ -19,7 +19,7 @@ public sealed class NewLoraMixtureCommand : LoraCmdlet
     public double Temperature { get; set; } = 1.0;
 
     [Parameter]
-    public MixtureGranularity Granularity { get; set; } = MixtureGranularity.Layer;
+    public MixtureGranularity Granularity { get; set; } = MixtureGranularity.Model;
 
     [Parameter]
     public GateInput GateInput { get; set; } = GateInput.Prompt;

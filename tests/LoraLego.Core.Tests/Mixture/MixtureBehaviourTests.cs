@@ -54,19 +54,22 @@ public sealed class MixtureBehaviourTests : IDisposable
     [InlineData(MixtureGranularity.Module, GateInput.ExpertOutputs)]
     [InlineData(MixtureGranularity.Layer, GateInput.HiddenState)]
     [InlineData(MixtureGranularity.Module, GateInput.Likelihood)]
+    [InlineData(MixtureGranularity.Model, GateInput.Prompt)]
+    [InlineData(MixtureGranularity.Layer, GateInput.Prompt)]
     public void A_mixture_of_one_expert_is_that_adapter(MixtureGranularity granularity, GateInput gateInput)
     {
         using var mixture = LoraMixture.Create([Read("a")], granularity, gateInput: gateInput);
         using var logits = Logits(mixture);
         using var expected = GoldenLogits.Expected("adapter/a");
         Assert.True(GoldenLogits.MaxAbsError(logits, expected) < GoldenLogits.Tolerance);
-        Assert.Equal(granularity == MixtureGranularity.Layer ? 2 : 14, mixture.Gates.Count);
+        Assert.Equal(granularity switch { MixtureGranularity.Model => 1, MixtureGranularity.Layer => 2, _ => 14 }, mixture.Gates.Count);
     }
 
     [Theory]
     [InlineData(GateInput.ExpertOutputs)]
     [InlineData(GateInput.HiddenState)]
     [InlineData(GateInput.Likelihood)]
+    [InlineData(GateInput.Prompt)]
     public void Disabling_the_other_expert_of_a_trained_pair_gives_the_remaining_adapter_and_enabling_restores_the_mixture(GateInput gateInput)
     {
         using var mixture = Trained(gateInput, "a", "b");
@@ -151,6 +154,7 @@ public sealed class MixtureBehaviourTests : IDisposable
     [Theory]
     [InlineData(GateInput.ExpertOutputs)]
     [InlineData(GateInput.Likelihood)]
+    [InlineData(GateInput.Prompt)]
     public void Export_then_import_gives_identical_logits_masks_and_training(GateInput gateInput)
     {
         using var mixture = Trained(gateInput, "a", "b", "c");
@@ -178,9 +182,10 @@ public sealed class MixtureBehaviourTests : IDisposable
     [InlineData(GateInput.ExpertOutputs, 2 * 64)]
     [InlineData(GateInput.HiddenState, 64)]
     [InlineData(GateInput.Likelihood, 2)]
+    [InlineData(GateInput.Prompt, 64)]
     public void A_gate_is_as_wide_as_what_it_reads_and_round_trips(GateInput gateInput, long width)
     {
-        using var mixture = LoraMixture.Create([Read("a"), Read("b")], gateInput: gateInput);
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")], MixtureGranularity.Layer, gateInput: gateInput);
         Assert.Equal(width, mixture.Gates.Single(g => g.Key == "model.layers.0").InputWidth);
         string folder = Path.Combine(_scratch, gateInput.ToString());
         MixtureFolder.Save(mixture, folder);
@@ -189,6 +194,23 @@ public sealed class MixtureBehaviourTests : IDisposable
         using var untrained = Logits(loaded);
         using var average = LogitsWithAdapters(("a", 0.5), ("b", 0.5));
         Assert.True(GoldenLogits.MaxAbsError(untrained, average) < 1e-5, "an untrained gate is uniform whatever it reads");
+    }
+
+    // A prompt gate pools only the prompt of a labelled row, so every token of the row gets the same
+    // values and the answer cannot change them; a row without labels is pooled causally, so its
+    // later tokens do change the row's mean share.
+    [Fact]
+    public void A_prompt_gate_routes_a_labelled_row_by_its_prompt_alone()
+    {
+        using var mixture = Trained(GateInput.Prompt, "a", "b", "c");
+        long[] prompt = [5, 17, 99, 3, 42, 8];
+        long[] Row(long first) => [.. prompt, first, first + 1, first + 2, first + 3];
+        long[] Labels(long[] ids) => ids.Select((id, t) => t < prompt.Length ? TokenRow.Ignored : id).ToArray();
+        TokenRow[] labelled = [new(Row(10), Labels(Row(10))), new(Row(200), Labels(Row(200)))];
+        var withPrompt = GateMeter.Measure(_model, mixture, labelled).RowShares;
+        Assert.Equal(withPrompt[0], withPrompt[1]);
+        var causal = GateMeter.Measure(_model, mixture, labelled.Select(r => new TokenRow(r.Ids))).RowShares;
+        Assert.True(causal[0].Zip(causal[1]).Any(p => Math.Abs(p.First - p.Second) > 1e-4), "a row without labels is routed by all its tokens");
     }
 
     // With identity weights and temperature 1 a likelihood gate is Bayes' rule under a uniform
@@ -252,7 +274,7 @@ public sealed class MixtureBehaviourTests : IDisposable
 
     [Theory]
     [InlineData("\"gate_input\": \"Likelihood\"", "\"gate_input\": \"Bogus\"", "gate_input 'Bogus' is not one of ExpertOutputs, HiddenState, Likelihood")]
-    [InlineData("\"granularity\": \"Layer\"", "\"granularity\": \"1\"", "granularity '1' is not one of Layer, Module")]
+    [InlineData("\"granularity\": \"Model\"", "\"granularity\": \"1\"", "granularity '1' is not one of Layer, Module, Model")]
     public void A_manifest_naming_no_known_member_is_refused_with_the_names_it_could_have(string written, string replacement, string message)
     {
         using var mixture = LoraMixture.Create([Read("a")], gateInput: GateInput.Likelihood);
