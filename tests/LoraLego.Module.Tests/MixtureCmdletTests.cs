@@ -26,9 +26,9 @@ public class MixtureCmdletTests(PowerShellSession ps)
     [Fact]
     public void Gates_are_reported_per_layer_stored_and_measured()
     {
-        var stored = ps.Run(Setup + "\nGet-LoraMixtureGate $mix");
+        var stored = ps.Run(Setup + "\nGet-LoraMixtureGate $mix; Get-LoraMixtureGate ($mix.Experts | New-LoraMixture -Granularity Layer)");
         stored.AssertNoErrors();
-        Assert.Equal(["model.layers.0", "model.layers.1"], stored.Output.Select(o => o.Properties["Gate"].Value.ToString()));
+        Assert.Equal(["model", "model.layers.0", "model.layers.1"], stored.Output.Select(o => o.Properties["Gate"].Value.ToString()));
         var measured = ps.Run(Setup + "\n$mix | Get-LoraMixtureGate -Model $model -Data $data");
         measured.AssertNoErrors();
         Assert.All(measured.Output, o => Assert.True((long)o.Properties["Tokens"].Value > 0));
@@ -116,7 +116,7 @@ public class MixtureCmdletTests(PowerShellSession ps)
         string text = ps.Render(Setup + "\n$mix");
         Assert.Contains("ab", text);
         Assert.Contains("a, b", text);
-        Assert.Contains("Layer", text);
+        Assert.Contains("Model", text);
         Assert.Contains("Prompt", text);
     }
 
