@@ -196,6 +196,35 @@ public sealed class MixtureBehaviourTests : IDisposable
         Assert.True(GoldenLogits.MaxAbsError(untrained, average) < 1e-5, "an untrained gate is uniform whatever it reads");
     }
 
+    // The first step's task loss is computed before any update, so with untrained gates it is the
+    // evaluator's loss of the uniform mixture on the same rows: the answers only, for labelled rows.
+    [Fact]
+    public void Gate_training_scores_only_the_labelled_answers_as_the_evaluator_does()
+    {
+        var random = new Random(5);
+        var rows = Enumerable.Range(0, 4).Select(_ =>
+        {
+            var ids = Enumerable.Range(0, 12).Select(_ => (long)random.Next(256)).ToArray();
+            return new TokenRow(ids, ids.Select((id, t) => t < 7 ? TokenRow.Ignored : id).ToArray());
+        }).ToList();
+        double FirstTaskLoss(IReadOnlyList<TokenRow> training)
+        {
+            using var mixture = LoraMixture.Create([Read("a"), Read("b")]);
+            double? first = null;
+            GateTrainer.Train(_model, mixture, training, new GateTrainingOptions { Epochs = 1, BatchSize = training.Count }, p => first ??= p.TaskLoss);
+            return first!.Value;
+        }
+        using var uniform = LoraMixture.Create([Read("a"), Read("b")]);
+        double answers, everyToken;
+        using (uniform.AttachTo(_model))
+        {
+            answers = PerplexityEvaluator.Evaluate(_model, rows).Loss;
+            everyToken = PerplexityEvaluator.Evaluate(_model, rows.Select(r => r.Ids)).Loss;
+        }
+        Assert.True(Math.Abs(answers - everyToken) > 1e-3, "the rows' answers and all their tokens should score differently");
+        Assert.Equal(answers, FirstTaskLoss(rows), 4);
+    }
+
     // A prompt gate pools only the prompt of a labelled row, so every token of the row gets the same
     // values and the answer cannot change them; a row without labels is pooled causally, so its
     // later tokens do change the row's mean share.
