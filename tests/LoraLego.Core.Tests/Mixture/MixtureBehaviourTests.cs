@@ -177,6 +177,27 @@ public sealed class MixtureBehaviourTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(folder, MixtureFolder.ExpertsFolderName, "b")), "replacing a mixture leaves no stale experts");
     }
 
+    // Folders written before gate_input existed hold per-layer gates on the experts' outputs; the
+    // new defaults (Prompt, Model) must not change how they read.
+    [Fact]
+    public void A_folder_written_before_gate_input_existed_loads_as_gates_on_the_experts_outputs()
+    {
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")], MixtureGranularity.Layer, gateInput: GateInput.ExpertOutputs);
+        GateTrainer.Train(_model, mixture, [[5, 17, 99, 3, 42, 8, 1, 2], [7, 7, 200, 31, 4, 9, 12, 6]], new GateTrainingOptions { LearningRate = 0.5, BatchSize = 2 });
+        string folder = Path.Combine(_scratch, "before-gate-input");
+        MixtureFolder.Save(mixture, folder);
+        string manifest = Path.Combine(folder, MixtureFolder.ManifestFileName);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!.AsObject();
+        Assert.True(json.Remove("gate_input"));
+        File.WriteAllText(manifest, json.ToJsonString());
+        using var loaded = MixtureFolder.Load(folder);
+        Assert.Equal(GateInput.ExpertOutputs, loaded.GateInput);
+        Assert.Equal(MixtureGranularity.Layer, loaded.Granularity);
+        using var original = Logits(mixture);
+        using var reloaded = Logits(loaded);
+        Assert.Equal(0, GoldenLogits.MaxAbsError(reloaded, original));
+    }
+
     // Layer 0's gate reads q_proj: 64 wide in and out on the fixture model.
     [Theory]
     [InlineData(GateInput.ExpertOutputs, 2 * 64)]
