@@ -56,7 +56,7 @@ public sealed class MixtureGate : IDisposable
         }
     }
 
-    /// <summary>model.layers.N for a layer gate, the module's path for a module gate.</summary>
+    /// <summary>model.layers.N for a layer gate, the module's path for a module gate, "model" for the whole-model gate.</summary>
     public string Key { get; }
 
     /// <summary>The module whose experts' outputs the gate reads: the first of <see cref="Modules"/> a forward pass reaches.</summary>
