@@ -1,5 +1,5 @@
-# A mixture of LoRA experts (MoLE): adapters a and b stay separate, and gates learn, per layer
-# and per token, how much of each to use. Train the gates on both domains, see where they
+# A mixture of LoRA experts (MoLE): adapters a and b stay separate, and a gate learns, per row
+# (from its prompt, or from its tokens so far when it has no labels), how much of each to use. Train the gates on both domains, see where they
 # route, mask an expert, save the mixture and read it back.
 param(
     [string] $OutDir = "$PSScriptRoot/../out",
@@ -21,10 +21,8 @@ $union = [IO.Path]::Combine($OutDir, 'union.jsonl')
 $mixture = Optimize-LoraMixture -Mixture $mixture -Model $model -Data $union -Epochs 2 -LearningRate 0.01 -BatchSize 8 -Seed 1
 'trained {0} steps, last loss {1:F4}' -f $mixture.LossHistory.Count, $mixture.LossHistory[-1]
 
-# Where the gates send each domain's rows.
-foreach ($data in $DataA, $DataB) {
-    Get-LoraMixtureGate $mixture -Model $model -Data $data
-}
+# Where the gates send each domain's rows: one line per file.
+Get-LoraMixtureGate $mixture -Model $model -Data $DataA, $DataB
 
 # Branch selection: with b masked, the gates renormalise over a alone.
 Set-LoraMixture $mixture -Disable b

@@ -146,12 +146,13 @@ static void RunMole(Options o)
     })
     {
         using var model = BaseModel.Load(path, new BaseModelOptions { DType = dtype, Device = o.Device });
-        // Likelihood gates run the model once per expert before every pass.
-        foreach (var gateInput in new[] { GateInput.ExpertOutputs, GateInput.Likelihood })
+        // Likelihood gates run the model once per expert before every pass; the default prompt gate
+        // (one for the model) pools over the row with a seq x seq attention per pass.
+        foreach (var (gateInput, granularity) in new[] { (GateInput.ExpertOutputs, MixtureGranularity.Layer), (GateInput.Likelihood, MixtureGranularity.Layer), (GateInput.Prompt, MixtureGranularity.Model) })
         {
-            var mixture = LoraMixture.Create(experts.Select(e => PeftAdapterReader.Read(e)).ToList(), gateInput: gateInput);
+            var mixture = LoraMixture.Create(experts.Select(e => PeftAdapterReader.Read(e)).ToList(), granularity, gateInput: gateInput);
             var r = GateTrainingBenchmark.Measure(model, mixture, batch, seq, steps);
-            Console.WriteLine($"| {name} | {experts.Length} x r{mixture.Experts[0].Rank} | {gateInput} | {dtype} | {model.Device.type} | {batch} x {seq} | {r.StepsPerSecond:F2} | {r.TokensPerSecond:F0} |");
+            Console.WriteLine($"| {name} | {experts.Length} x r{mixture.Experts[0].Rank} | {gateInput} ({granularity}) | {dtype} | {model.Device.type} | {batch} x {seq} | {r.StepsPerSecond:F2} | {r.TokensPerSecond:F0} |");
         }
     }
 }

@@ -16,6 +16,7 @@ public class CudaMixtureTests
     [Theory]
     [InlineData(GateInput.ExpertOutputs)]
     [InlineData(GateInput.Likelihood)]
+    [InlineData(GateInput.Prompt)]
     public void Gates_train_and_run_on_cuda_as_on_the_cpu(GateInput gateInput)
     {
         Cuda.Require();

@@ -18,16 +18,27 @@ Describe 'New-LoraMixture and Optimize-LoraMixture' {
     It 'renders as a table' {
         $text = New-TestMixture | Out-String -Width 250
         $text | Should -BeLike '*a, b*'
-        $text | Should -BeLike '*Layer*'
-        $text | Should -BeLike '*ExpertOutputs*'
+        $text | Should -BeLike '*Model*'
+        $text | Should -BeLike '*Prompt*'
     }
 }
 
 Describe 'Get-LoraMixtureGate' {
-    It 'reports the stored gates per layer, uniform before training' {
+    It 'reports the stored gates, one for the model by default or one per layer, uniform before training' {
         $gates = Get-LoraMixtureGate (New-TestMixture)
-        $gates.Gate | Should -Be 'model.layers.0', 'model.layers.1'
+        $gates.Gate | Should -Be 'model'
+        (Get-LoraMixtureGate (New-TestMixture -Granularity Layer)).Gate | Should -Be 'model.layers.0', 'model.layers.1'
         $gates | Out-String | Should -BeLike '*a 0.500  b 0.500*'
+    }
+
+    It 'takes wildcards in -Data and reports each file''s routing' {
+        $files = "$RepoRoot/examples/data/tiny-llama-domain-*.jsonl"
+        $mix = New-TestMixture
+        $null = Optimize-LoraMixture $mix -Model $model -Data $files -Epochs 1
+        $measured = Get-LoraMixtureGate $mix -Model $model -Data $files
+        $measured.ForEach{ Split-Path $_.Data -Leaf } | Should -Be 'tiny-llama-domain-a.jsonl', 'tiny-llama-domain-b.jsonl'
+        $measured.ForEach{ [math]::Round(($_.Routed | Measure-Object -Sum).Sum, 9) } | Should -Be 1, 1
+        ($measured.Rows | Measure-Object -Sum).Sum | Should -Be $mix.Training.Rows
     }
 
     It 'measures gates on data from the pipeline' {

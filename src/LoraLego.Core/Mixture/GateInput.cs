@@ -5,7 +5,7 @@ public enum GateInput
 {
     /// <summary>
     /// The experts' outputs at the gate's input module, concatenated (N x out_features): MoLE's
-    /// design (arXiv 2404.13628), the default.
+    /// design (arXiv 2404.13628).
     /// </summary>
     ExpertOutputs,
 
@@ -25,4 +25,13 @@ public enum GateInput
     /// states cannot see (docs/mole-routing.md).
     /// </summary>
     Likelihood,
+
+    /// <summary>
+    /// The hidden state at the gate's input module, pooled over the row's prompt with learned
+    /// attention, so every token of a row is routed by what the prompt asks for: the default. A row
+    /// without a known prompt (no labels) is pooled causally over its tokens so far. Not the
+    /// paper's; on skillbench it routes each skill's rows to its expert where the paper's gate and
+    /// running means do not (docs/mole-routing.md).
+    /// </summary>
+    Prompt,
 }

@@ -14,7 +14,8 @@ public static class GateMeter
     public static GateMeasurement Measure(BaseModel model, LoraMixture mixture, string jsonlPath, int batchSize = 8, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Measure(model, mixture, new JsonlTokenReader(jsonlPath, model).ReadRows(), batchSize, cancellationToken);
+        var reader = new JsonlTokenReader(jsonlPath, model);
+        return Measure(model, mixture, reader.ReadRows(), batchSize, cancellationToken) with { Data = reader.FullPath };
     }
 
     /// <summary>Runs rows of token ids through the model with the mixture attached.</summary>
@@ -52,7 +53,7 @@ public static class GateMeter
             try
             {
                 using var ids = padded.Ids();
-                using var logits = model.Forward(ids);
+                using var logits = model.Forward(ids, padded.PromptLengths);
                 using var mask = padded.TokenMask(model.Device);
                 usage.Add(attachment.Recorder.Values, mask);
             }

@@ -32,7 +32,7 @@ internal sealed class GateOptimizer : IDisposable
         _attachment.Recorder.IsOn = true;
         try
         {
-            var logits = _attachment.Model.ForwardRecordingGradients(batch.Ids());
+            var logits = _attachment.Model.ForwardRecordingGradients(batch.Ids(), batch.PromptLengths);
             var mask = batch.TokenMask(device);
             var taskLoss = batch.Loss(logits, nn.Reduction.Mean);
             var recorded = _attachment.Recorder.Values;

@@ -1,3 +1,4 @@
+using LoraLego.Core.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,27 +15,33 @@ internal sealed class GateRuntime : IDisposable
     private const double NormEpsilon = 1e-5;
 
     private readonly LoraMixture _mixture;
+    private readonly BaseModel _model;
     private readonly ExpertLikelihoods? _likelihoods;
     private Tensor? _current;
 
     /// <param name="likelihoods">The per-expert evidence, for a mixture whose gates read <see cref="GateInput.Likelihood"/>.</param>
-    public GateRuntime(LoraMixture mixture, MixtureGate gate, Device device, GateRecorder recorder, ExpertLikelihoods? likelihoods)
+    public GateRuntime(LoraMixture mixture, MixtureGate gate, BaseModel model, GateRecorder recorder, ExpertLikelihoods? likelihoods)
     {
         _mixture = mixture;
+        _model = model;
         _likelihoods = likelihoods;
         Gate = gate;
         Recorder = recorder;
-        Weight = new Parameter(gate.Weight.to(device, copy: true), requires_grad: true);
-        LogTemperature = new Parameter(gate.LogTemperature.to(device, copy: true), requires_grad: true);
+        Parameters = gate.Parameters().Select(p => new Parameter(p.Value.to(model.Device, copy: true), requires_grad: true)).ToList();
     }
 
     public MixtureGate Gate { get; }
 
     public GateRecorder Recorder { get; }
 
-    public Parameter Weight { get; }
+    /// <summary>The gate's learned tensors on the model's device, in <see cref="MixtureGate.Parameters"/> order.</summary>
+    public IReadOnlyList<Parameter> Parameters { get; }
 
-    public Parameter LogTemperature { get; }
+    private Parameter Weight => Parameters[0];
+
+    private Parameter LogTemperature => Parameters[1];
+
+    private Parameter Query => Parameters[2];
 
     /// <summary>Which experts this pass runs: the enabled ones, or the one expert a likelihood pass measures.</summary>
     public bool[] ActiveExperts() =>
@@ -74,6 +81,8 @@ internal sealed class GateRuntime : IDisposable
     {
         if (_mixture.GateInput == GateInput.Likelihood)
             return _likelihoods?.Features ?? throw new InvalidOperationException($"gate {Gate.Key}: no expert likelihoods for this pass");
+        if (_mixture.GateInput == GateInput.Prompt)
+            return PromptPool.Features(input.to(ScalarType.Float32), Query, _model.PromptLengths);
         var joined = _mixture.GateInput == GateInput.HiddenState ? input.to(ScalarType.Float32) : JoinOutputs(expertOutputs);
         long length = joined.shape[^2];
         var positions = arange(1, length + 1, ScalarType.Float32, joined.device).unsqueeze(-1);
@@ -113,7 +122,7 @@ internal sealed class GateRuntime : IDisposable
     public void Dispose()
     {
         Release();
-        Weight.Dispose();
-        LogTemperature.Dispose();
+        foreach (var parameter in Parameters)
+            parameter.Dispose();
     }
 }

@@ -23,8 +23,30 @@ public static class GateTrainer
     public static MixtureTrainingSummary Train(BaseModel model, LoraMixture mixture, string jsonlPath, GateTrainingOptions? options = null,
         Action<GateTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(jsonlPath);
+        return Train(model, mixture, [jsonlPath], options, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Trains on the rows of several JSONL files together (read whole: every epoch reuses them), as
+    /// users keep one file per task and the gates must learn from all tasks at once.
+    /// </summary>
+    /// <param name="model">The base model; it must have no unmerged adapters attached.</param>
+    /// <param name="mixture">The mixture whose gates learn; on success they hold the trained values.</param>
+    /// <param name="jsonlPaths">One or more files, one JSON object per line; blank lines are skipped.</param>
+    /// <param name="options">Epochs, learning rate, balance weight, batch size, seed; defaults when null.</param>
+    /// <param name="progress">Called on the caller's thread after every step.</param>
+    /// <param name="cancellationToken">Checked before every step; a cancelled training leaves the gates as they were.</param>
+    /// <returns>The summary, also set as the mixture's <see cref="LoraMixture.Training"/>: its loss history among others.</returns>
+    public static MixtureTrainingSummary Train(BaseModel model, LoraMixture mixture, IReadOnlyList<string> jsonlPaths, GateTrainingOptions? options = null,
+        Action<GateTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(model);
-        var rows = new JsonlTokenReader(jsonlPath, model).ReadRows().ToList();
+        ArgumentNullException.ThrowIfNull(mixture);
+        ArgumentNullException.ThrowIfNull(jsonlPaths);
+        if (jsonlPaths.Count == 0)
+            throw new LoraException(LoraErrorKind.InvalidArgument, mixture.Name, "no training file given");
+        var rows = jsonlPaths.SelectMany(path => new JsonlTokenReader(path, model).ReadRows()).ToList();
         return Train(model, mixture, rows, options, progress, cancellationToken);
     }
 

@@ -15,6 +15,9 @@ public sealed partial class LoraMixture : IDisposable
     // Forward order of a Llama-family block: a layer gate reads the first adapted module a pass reaches.
     private static readonly string[] ForwardOrder = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
+    // The one gate of a Model-granularity mixture: its tensors are model.weight, model.query, ...
+    private const string ModelGateKey = "model";
+
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
 
     private LoraMixture(string name, IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity, double temperature, GateInput gateInput, IReadOnlyList<MixtureGate> gates)
@@ -36,7 +39,7 @@ public sealed partial class LoraMixture : IDisposable
 
     public MixtureGranularity Granularity { get; }
 
-    /// <summary>What the gates read: the experts' outputs (MoLE's design) or the hidden state.</summary>
+    /// <summary>What the gates read: the prompt's pooled hidden state, the experts' outputs (MoLE's design), the hidden state or the experts' likelihoods.</summary>
     public GateInput GateInput { get; }
 
     /// <summary>The temperature the gates started with; each gate learns its own (<see cref="MixtureGate.Temperature"/>).</summary>
@@ -58,20 +61,20 @@ public sealed partial class LoraMixture : IDisposable
     /// <summary>The folder the mixture was read from, or null for one built in memory.</summary>
     public string? Path { get; internal set; }
 
-    public long GateParameterCount => Gates.Sum(g => g.Weight.NumberOfElements + g.LogTemperature.NumberOfElements);
+    public long GateParameterCount => Gates.Sum(g => g.Parameters().Sum(p => p.Value.NumberOfElements));
 
     /// <summary>
     /// A mixture of <paramref name="experts"/> with untrained (uniform) gates. Experts may adapt
     /// different modules; at a module an expert does not adapt, its output is zero.
     /// </summary>
     /// <param name="experts">Two or more adapters with distinct names (one works, and equals that adapter).</param>
-    /// <param name="granularity">One gate per transformer layer (default) or per module.</param>
+    /// <param name="granularity">One gate for the whole model (default), per transformer layer or per module.</param>
     /// <param name="temperature">The softmax temperature the gates start with, greater than 0.</param>
     /// <param name="name">The mixture's name.</param>
-    /// <param name="gateInput">What the gates read; the experts' outputs (MoLE's design) by default.</param>
+    /// <param name="gateInput">What the gates read; by default the hidden state pooled over each row's prompt, which routes rows by what they ask for (docs/mole-routing.md).</param>
     /// <exception cref="LoraException">No experts, duplicate names, a bad temperature, or experts that disagree on a module's shape.</exception>
-    public static LoraMixture Create(IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity = MixtureGranularity.Layer,
-        double temperature = 1.0, string name = "mixture", GateInput gateInput = GateInput.ExpertOutputs)
+    public static LoraMixture Create(IReadOnlyList<LoraAdapter> experts, MixtureGranularity granularity = MixtureGranularity.Model,
+        double temperature = 1.0, string name = "mixture", GateInput gateInput = GateInput.Prompt)
     {
         ArgumentNullException.ThrowIfNull(experts);
         if (experts.Count == 0)
@@ -85,10 +88,10 @@ public sealed partial class LoraMixture : IDisposable
             .Select(g => new MixtureGate(g.Key, g.Modules[0], g.Modules, experts.Count,
                 gateInput switch
                 {
-                    GateInput.HiddenState => widths[g.Modules[0]].In,
+                    GateInput.HiddenState or GateInput.Prompt => widths[g.Modules[0]].In,
                     GateInput.Likelihood => experts.Count,
                     _ => experts.Count * widths[g.Modules[0]].Out,
-                }, temperature))
+                }, temperature, pools: gateInput == GateInput.Prompt))
             .ToList();
         return new LoraMixture(name, experts.ToList(), granularity, temperature, gateInput, gates);
     }
@@ -110,9 +113,14 @@ public sealed partial class LoraMixture : IDisposable
 
     private static IEnumerable<(string Key, IReadOnlyList<string> Modules)> GateLayout(IEnumerable<string> moduleKeys, MixtureGranularity granularity)
     {
-        var groups = moduleKeys.GroupBy(key => granularity == MixtureGranularity.Layer ? LayerOf(key) ?? key : key, StringComparer.Ordinal);
+        var groups = moduleKeys.GroupBy(key => granularity switch
+        {
+            MixtureGranularity.Layer => LayerOf(key) ?? key,
+            MixtureGranularity.Model => ModelGateKey,
+            _ => key,
+        }, StringComparer.Ordinal);
         return groups
-            .Select(g => (g.Key, (IReadOnlyList<string>)g.OrderBy(ForwardRank).ThenBy(k => k, StringComparer.Ordinal).ToList()))
+            .Select(g => (g.Key, (IReadOnlyList<string>)g.OrderBy(LayerIndex).ThenBy(ForwardRank).ThenBy(k => k, StringComparer.Ordinal).ToList()))
             .OrderBy(g => LayerIndex(g.Item2[0]))
             .ThenBy(g => ForwardRank(g.Item2[0]))
             .ThenBy(g => g.Key, StringComparer.Ordinal);

@@ -30,7 +30,7 @@ public sealed class MixtureAttachment : IDisposable
     internal IReadOnlyList<GateRuntime> Gates => _gates;
 
     /// <summary>The gates' trainable parameters on the model's device.</summary>
-    internal IEnumerable<Parameter> Parameters => _gates.SelectMany(g => new[] { g.Weight, g.LogTemperature });
+    internal IEnumerable<Parameter> Parameters => _gates.SelectMany(g => g.Parameters);
 
     internal static MixtureAttachment Create(LoraMixture mixture, BaseModel model)
     {
@@ -49,7 +49,7 @@ public sealed class MixtureAttachment : IDisposable
             }
             foreach (var gate in mixture.Gates)
             {
-                var runtime = new GateRuntime(mixture, gate, model.Device, attachment.Recorder, attachment._likelihoods);
+                var runtime = new GateRuntime(mixture, gate, model, attachment.Recorder, attachment._likelihoods);
                 attachment._gates.Add(runtime);
                 foreach (var key in gate.Modules)
                 {
@@ -95,7 +95,7 @@ public sealed class MixtureAttachment : IDisposable
     internal void SaveGatesToMixture()
     {
         foreach (var gate in _gates)
-            gate.Gate.SetParameters(gate.Weight, gate.LogTemperature);
+            gate.Gate.SetParameters(gate.Parameters);
     }
 
     /// <summary>Lets go of the last pass's gate values and recordings, and the autograd graph behind them.</summary>

@@ -9,7 +9,8 @@ namespace LoraLego.Core.Mixture;
 
 /// <summary>
 /// A mixture on disk: experts/&lt;name&gt;/ (each expert a PEFT adapter folder), gates.safetensors
-/// (&lt;gate&gt;.weight [experts, width] and &lt;gate&gt;.log_temperature [1], float32) and
+/// (&lt;gate&gt;.weight [experts, width], &lt;gate&gt;.log_temperature [1] and, for prompt gates,
+/// &lt;gate&gt;.query [width], float32) and
 /// mixture.json (name, experts in gate order with their enabled flags, granularity, starting
 /// temperature, gate keys, last training).
 /// </summary>
@@ -62,11 +63,8 @@ public static class MixtureFolder
     }
 
     private static List<SafetensorsWriteItem> GateItems(LoraMixture mixture) =>
-        mixture.Gates.SelectMany(g => new[]
-        {
-            new SafetensorsWriteItem(g.Key + ".weight", SafetensorsDType.F32, g.Weight.shape, () => g.Weight.clone()),
-            new SafetensorsWriteItem(g.Key + ".log_temperature", SafetensorsDType.F32, g.LogTemperature.shape, () => g.LogTemperature.clone()),
-        }).ToList();
+        mixture.Gates.SelectMany(g => g.Parameters().Select(p =>
+            new SafetensorsWriteItem($"{g.Key}.{p.Name}", SafetensorsDType.F32, p.Value.shape, () => p.Value.clone()))).ToList();
 
     private static JsonObject Manifest(LoraMixture mixture) => new()
     {
@@ -166,9 +164,8 @@ public static class MixtureFolder
         using var file = SafetensorsFile.Open(gatesPath);
         foreach (var gate in mixture.Gates)
         {
-            using var weight = ReadGateTensor(file, gate.Key + ".weight", gate.Weight.shape);
-            using var logTemperature = ReadGateTensor(file, gate.Key + ".log_temperature", gate.LogTemperature.shape);
-            gate.SetParameters(weight, logTemperature);
+            using var scope = NewDisposeScope();
+            gate.SetParameters(gate.Parameters().Select(p => ReadGateTensor(file, $"{gate.Key}.{p.Name}", p.Value.shape)).ToList());
         }
     }
 

@@ -19,6 +19,13 @@ namespace LoraLego.Core.Mixture;
 /// log-likelihoods of tokens 1..t, centred over the experts, used as it is: its size is the
 /// evidence. W starts at zero, so an untrained gate is uniform.
 /// <para>
+/// With <see cref="GateInput.Prompt"/>, e_s is the input module's input and p_t pools it with
+/// attention weights softmax_s(q . layer_norm(e_s)) over the row's prompt positions s (every t of
+/// a row whose prompt is known: the prompt is given before any answer token, so this leaks nothing)
+/// or over s &lt;= t (a row without a known prompt). q starts at zero, so training starts from the
+/// mean and learns which positions tell the task.
+/// </para>
+/// <para>
 /// Why HiddenState exists (a departure from MoLE, whose gate reads the experts' outputs): rank-r
 /// experts pass on only an N*r-dimensional projection of the state they read. On the two domains
 /// sampled from the fixture model (TwoDomainTests), gates on the experts' outputs routed at noise
@@ -33,7 +40,7 @@ namespace LoraLego.Core.Mixture;
 /// </remarks>
 public sealed class MixtureGate : IDisposable
 {
-    internal MixtureGate(string key, string inputModule, IReadOnlyList<string> modules, int expertCount, long inputWidth, double temperature)
+    internal MixtureGate(string key, string inputModule, IReadOnlyList<string> modules, int expertCount, long inputWidth, double temperature, bool pools)
     {
         Key = key;
         InputModule = inputModule;
@@ -42,9 +49,14 @@ public sealed class MixtureGate : IDisposable
         LogTemperature = tensor(new[] { (float)Math.Log(temperature) }, [1]);
         Weight.DetachFromDisposeScope();
         LogTemperature.DetachFromDisposeScope();
+        if (pools)
+        {
+            Query = zeros(inputWidth, ScalarType.Float32);
+            Query.DetachFromDisposeScope();
+        }
     }
 
-    /// <summary>model.layers.N for a layer gate, the module's path for a module gate.</summary>
+    /// <summary>model.layers.N for a layer gate, the module's path for a module gate, "model" for the whole-model gate.</summary>
     public string Key { get; }
 
     /// <summary>The module whose experts' outputs the gate reads: the first of <see cref="Modules"/> a forward pass reaches.</summary>
@@ -65,19 +77,34 @@ public sealed class MixtureGate : IDisposable
     /// <summary>log tau, [1]: learning the logarithm keeps the temperature positive.</summary>
     internal Tensor LogTemperature { get; }
 
-    /// <summary>Overwrites the parameters with trained or loaded values (any device, same shapes).</summary>
-    internal void SetParameters(Tensor weight, Tensor logTemperature)
+    /// <summary>
+    /// The attention query that pools a <see cref="GateInput.Prompt"/> gate's states over the
+    /// prompt, [input width]; null for other gates. It starts at zero: a plain mean.
+    /// </summary>
+    internal Tensor? Query { get; }
+
+    /// <summary>The learned tensors by the names they have in gates.safetensors (after the gate's key and a dot).</summary>
+    internal IEnumerable<(string Name, Tensor Value)> Parameters()
+    {
+        yield return ("weight", Weight);
+        yield return ("log_temperature", LogTemperature);
+        if (Query is not null)
+            yield return ("query", Query);
+    }
+
+    /// <summary>Overwrites the parameters with trained or loaded values (any device, same shapes), in <see cref="Parameters"/> order.</summary>
+    internal void SetParameters(IReadOnlyList<Tensor> values)
     {
         using var noGrad = no_grad();
-        Weight.copy_(weight);
-        LogTemperature.copy_(logTemperature);
+        foreach (var ((_, parameter), value) in Parameters().Zip(values, (p, v) => (p, v)))
+            parameter.copy_(value);
     }
 
     public override string ToString() => $"{Key} ({Modules.Count} modules, tau {Temperature:G4})";
 
     public void Dispose()
     {
-        Weight.Dispose();
-        LogTemperature.Dispose();
+        foreach (var (_, parameter) in Parameters())
+            parameter.Dispose();
     }
 }

@@ -230,10 +230,13 @@ public sealed class BaseModel : IDisposable
     /// The forward pass: int64 token ids [batch, seq] to float32 logits [batch, seq, vocab] on
     /// the model's device, which the caller owns.
     /// </summary>
-    public Tensor Forward(Tensor inputIds)
+    /// <param name="inputIds">[batch, seq] token ids.</param>
+    /// <param name="promptLengths">Per row, how many of its first tokens are its prompt (0: none known), for
+    /// mixture gates that decide from the prompt; null when no row has one.</param>
+    public Tensor Forward(Tensor inputIds, IReadOnlyList<int>? promptLengths = null)
     {
         using var noGrad = no_grad();
-        return ForwardPass(inputIds);
+        return ForwardPass(inputIds, promptLengths);
     }
 
     /// <summary>
@@ -241,11 +244,18 @@ public sealed class BaseModel : IDisposable
     /// model (a mixture's gates). The model's weights and its adapters' factors never require
     /// gradients, so they stay frozen; only what a contribution adds with requires_grad learns.
     /// </summary>
-    internal Tensor ForwardRecordingGradients(Tensor inputIds)
+    internal Tensor ForwardRecordingGradients(Tensor inputIds, IReadOnlyList<int>? promptLengths = null)
     {
         using var grad = enable_grad();
-        return ForwardPass(inputIds);
+        return ForwardPass(inputIds, promptLengths);
     }
+
+    /// <summary>
+    /// The prompt lengths given to the forward pass under way (null outside one, or when none were
+    /// given): contributions see only their layer's input, and a gate that decides from the prompt
+    /// needs to know where each row's prompt ends.
+    /// </summary>
+    internal IReadOnlyList<int>? PromptLengths { get; private set; }
 
     /// <summary>
     /// Called with the input ids at the start of every forward pass, before any layer runs: a
@@ -254,10 +264,26 @@ public sealed class BaseModel : IDisposable
     /// </summary>
     internal Action<Tensor>? BeforeForward { get; set; }
 
-    private Tensor ForwardPass(Tensor inputIds)
+    private Tensor ForwardPass(Tensor inputIds, IReadOnlyList<int>? promptLengths)
     {
         CheckInputShape(inputIds);
+        if (promptLengths is not null && promptLengths.Count != inputIds.shape[0])
+            throw new LoraException(LoraErrorKind.InvalidArgument, null, $"{promptLengths.Count} prompt lengths for {inputIds.shape[0]} rows");
         BeforeForward?.Invoke(inputIds);
+        // Set after BeforeForward, whose own passes (a likelihood mixture's) have no prompts.
+        PromptLengths = promptLengths;
+        try
+        {
+            return LayersForward(inputIds);
+        }
+        finally
+        {
+            PromptLengths = null;
+        }
+    }
+
+    private Tensor LayersForward(Tensor inputIds)
+    {
         using var scope = NewDisposeScope();
         long batch = inputIds.shape[0], length = inputIds.shape[1];
         var ids = inputIds.to(ScalarType.Int64, Device);

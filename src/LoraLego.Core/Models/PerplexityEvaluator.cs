@@ -102,7 +102,7 @@ public static class PerplexityEvaluator
     {
         var padded = new PaddedBatch(batch);
         using var scope = NewDisposeScope();
-        var logits = model.Forward(padded.Ids());
+        var logits = model.Forward(padded.Ids(), padded.PromptLengths);
         return (padded.Loss(logits, nn.Reduction.Sum).to(ScalarType.Float64).item<double>(), padded.ExactRows(logits));
     }
 }

@@ -5,7 +5,8 @@ using LoraLego.Core.Models;
 namespace LoraLego.Commands;
 
 [Cmdlet(VerbsCommon.Get, "LoraMixtureGate", DefaultParameterSetName = StoredSet)]
-[OutputType(typeof(GateUsage))]
+[OutputType(typeof(GateUsage), ParameterSetName = [StoredSet])]
+[OutputType(typeof(GateMeasurement), ParameterSetName = [MeasuredSet])]
 public sealed class GetLoraMixtureGateCommand : LoraCmdlet
 {
     private const string StoredSet = "Stored";
@@ -19,10 +20,10 @@ public sealed class GetLoraMixtureGateCommand : LoraCmdlet
     [ValidateNotNull]
     public BaseModel Model { get; set; } = null!;
 
-    /// <summary>A JSONL file of {"input_ids": [...]} rows to measure the gates on.</summary>
+    /// <summary>JSONL files of rows to measure the gates on, wildcards allowed: one measurement per file.</summary>
     [Parameter(Mandatory = true, ParameterSetName = MeasuredSet)]
     [ValidateNotNullOrEmpty]
-    public string Data { get; set; } = "";
+    public string[] Data { get; set; } = [];
 
     [Parameter(ParameterSetName = MeasuredSet)]
     [ValidateRange(1, int.MaxValue)]
@@ -32,12 +33,15 @@ public sealed class GetLoraMixtureGateCommand : LoraCmdlet
     {
         Guard(Mixture.Name, () =>
         {
-            var usage = ParameterSetName == MeasuredSet
-                ? GateMeter.Measure(Model, Mixture, SessionState.Path.GetUnresolvedProviderPathFromPSPath(Data), BatchSize).Gates
-                : Mixture.GateUsage();
-            if (ParameterSetName == StoredSet && Mixture.Training is null)
+            if (ParameterSetName == MeasuredSet)
+            {
+                foreach (var path in Data.SelectMany(p => ResolveFileSystemPaths(p, literal: false)))
+                    WriteObject(GateMeter.Measure(Model, Mixture, path, BatchSize));
+                return;
+            }
+            if (Mixture.Training is null)
                 WriteVerbose($"{Mixture.Name} is untrained: its gates are uniform whatever the input");
-            WriteObject(usage, enumerateCollection: true);
+            WriteObject(Mixture.GateUsage(), enumerateCollection: true);
         });
     }
 }

@@ -19,10 +19,10 @@ public sealed class NewLoraMixtureCommand : LoraCmdlet
     public double Temperature { get; set; } = 1.0;
 
     [Parameter]
-    public MixtureGranularity Granularity { get; set; } = MixtureGranularity.Layer;
+    public MixtureGranularity Granularity { get; set; } = MixtureGranularity.Model;
 
     [Parameter]
-    public GateInput GateInput { get; set; } = GateInput.ExpertOutputs;
+    public GateInput GateInput { get; set; } = GateInput.Prompt;
 
     [Parameter]
     [ValidateNotNullOrEmpty]

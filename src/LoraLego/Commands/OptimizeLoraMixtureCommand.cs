@@ -20,10 +20,10 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
     [ValidateNotNull]
     public BaseModel Model { get; set; } = null!;
 
-    /// <summary>A JSONL file of {"input_ids": [...]} rows.</summary>
+    /// <summary>JSONL files of rows, wildcards allowed: the gates train on all their rows together.</summary>
     [Parameter(Mandatory = true)]
     [ValidateNotNullOrEmpty]
-    public string Data { get; set; } = "";
+    public string[] Data { get; set; } = [];
 
     [Parameter]
     [ValidateRange(1, int.MaxValue)]
@@ -47,7 +47,6 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
 
     protected override void ProcessRecord()
     {
-        string data = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Data);
         var options = new GateTrainingOptions
         {
             Epochs = Epochs, LearningRate = LearningRate, BalanceWeight = BalanceWeight, BatchSize = BatchSize, Seed = Seed, Device = Device,
@@ -57,6 +56,7 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
         {
             Guard(Mixture.Name, () =>
             {
+                var data = Data.SelectMany(path => ResolveFileSystemPaths(path, literal: false)).ToList();
                 GateTrainer.Train(Model, Mixture, data, options, p =>
                 {
                     record.StatusDescription = $"epoch {p.Epoch}/{p.Epochs}, step {p.Step}/{p.TotalSteps}, loss {p.Loss:F4} (task {p.TaskLoss:F4}, balance {p.BalanceLoss:F4})";

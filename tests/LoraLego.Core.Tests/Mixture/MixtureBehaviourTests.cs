@@ -54,19 +54,22 @@ public sealed class MixtureBehaviourTests : IDisposable
     [InlineData(MixtureGranularity.Module, GateInput.ExpertOutputs)]
     [InlineData(MixtureGranularity.Layer, GateInput.HiddenState)]
     [InlineData(MixtureGranularity.Module, GateInput.Likelihood)]
+    [InlineData(MixtureGranularity.Model, GateInput.Prompt)]
+    [InlineData(MixtureGranularity.Layer, GateInput.Prompt)]
     public void A_mixture_of_one_expert_is_that_adapter(MixtureGranularity granularity, GateInput gateInput)
     {
         using var mixture = LoraMixture.Create([Read("a")], granularity, gateInput: gateInput);
         using var logits = Logits(mixture);
         using var expected = GoldenLogits.Expected("adapter/a");
         Assert.True(GoldenLogits.MaxAbsError(logits, expected) < GoldenLogits.Tolerance);
-        Assert.Equal(granularity == MixtureGranularity.Layer ? 2 : 14, mixture.Gates.Count);
+        Assert.Equal(granularity switch { MixtureGranularity.Model => 1, MixtureGranularity.Layer => 2, _ => 14 }, mixture.Gates.Count);
     }
 
     [Theory]
     [InlineData(GateInput.ExpertOutputs)]
     [InlineData(GateInput.HiddenState)]
     [InlineData(GateInput.Likelihood)]
+    [InlineData(GateInput.Prompt)]
     public void Disabling_the_other_expert_of_a_trained_pair_gives_the_remaining_adapter_and_enabling_restores_the_mixture(GateInput gateInput)
     {
         using var mixture = Trained(gateInput, "a", "b");
@@ -151,6 +154,7 @@ public sealed class MixtureBehaviourTests : IDisposable
     [Theory]
     [InlineData(GateInput.ExpertOutputs)]
     [InlineData(GateInput.Likelihood)]
+    [InlineData(GateInput.Prompt)]
     public void Export_then_import_gives_identical_logits_masks_and_training(GateInput gateInput)
     {
         using var mixture = Trained(gateInput, "a", "b", "c");
@@ -173,14 +177,36 @@ public sealed class MixtureBehaviourTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(folder, MixtureFolder.ExpertsFolderName, "b")), "replacing a mixture leaves no stale experts");
     }
 
+    // Folders written before gate_input existed hold per-layer gates on the experts' outputs; the
+    // new defaults (Prompt, Model) must not change how they read.
+    [Fact]
+    public void A_folder_written_before_gate_input_existed_loads_as_gates_on_the_experts_outputs()
+    {
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")], MixtureGranularity.Layer, gateInput: GateInput.ExpertOutputs);
+        GateTrainer.Train(_model, mixture, [[5, 17, 99, 3, 42, 8, 1, 2], [7, 7, 200, 31, 4, 9, 12, 6]], new GateTrainingOptions { LearningRate = 0.5, BatchSize = 2 });
+        string folder = Path.Combine(_scratch, "before-gate-input");
+        MixtureFolder.Save(mixture, folder);
+        string manifest = Path.Combine(folder, MixtureFolder.ManifestFileName);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!.AsObject();
+        Assert.True(json.Remove("gate_input"));
+        File.WriteAllText(manifest, json.ToJsonString());
+        using var loaded = MixtureFolder.Load(folder);
+        Assert.Equal(GateInput.ExpertOutputs, loaded.GateInput);
+        Assert.Equal(MixtureGranularity.Layer, loaded.Granularity);
+        using var original = Logits(mixture);
+        using var reloaded = Logits(loaded);
+        Assert.Equal(0, GoldenLogits.MaxAbsError(reloaded, original));
+    }
+
     // Layer 0's gate reads q_proj: 64 wide in and out on the fixture model.
     [Theory]
     [InlineData(GateInput.ExpertOutputs, 2 * 64)]
     [InlineData(GateInput.HiddenState, 64)]
     [InlineData(GateInput.Likelihood, 2)]
+    [InlineData(GateInput.Prompt, 64)]
     public void A_gate_is_as_wide_as_what_it_reads_and_round_trips(GateInput gateInput, long width)
     {
-        using var mixture = LoraMixture.Create([Read("a"), Read("b")], gateInput: gateInput);
+        using var mixture = LoraMixture.Create([Read("a"), Read("b")], MixtureGranularity.Layer, gateInput: gateInput);
         Assert.Equal(width, mixture.Gates.Single(g => g.Key == "model.layers.0").InputWidth);
         string folder = Path.Combine(_scratch, gateInput.ToString());
         MixtureFolder.Save(mixture, folder);
@@ -189,6 +215,52 @@ public sealed class MixtureBehaviourTests : IDisposable
         using var untrained = Logits(loaded);
         using var average = LogitsWithAdapters(("a", 0.5), ("b", 0.5));
         Assert.True(GoldenLogits.MaxAbsError(untrained, average) < 1e-5, "an untrained gate is uniform whatever it reads");
+    }
+
+    // The first step's task loss is computed before any update, so with untrained gates it is the
+    // evaluator's loss of the uniform mixture on the same rows: the answers only, for labelled rows.
+    [Fact]
+    public void Gate_training_scores_only_the_labelled_answers_as_the_evaluator_does()
+    {
+        var random = new Random(5);
+        var rows = Enumerable.Range(0, 4).Select(_ =>
+        {
+            var ids = Enumerable.Range(0, 12).Select(_ => (long)random.Next(256)).ToArray();
+            return new TokenRow(ids, ids.Select((id, t) => t < 7 ? TokenRow.Ignored : id).ToArray());
+        }).ToList();
+        double FirstTaskLoss(IReadOnlyList<TokenRow> training)
+        {
+            using var mixture = LoraMixture.Create([Read("a"), Read("b")]);
+            double? first = null;
+            GateTrainer.Train(_model, mixture, training, new GateTrainingOptions { Epochs = 1, BatchSize = training.Count }, p => first ??= p.TaskLoss);
+            return first!.Value;
+        }
+        using var uniform = LoraMixture.Create([Read("a"), Read("b")]);
+        double answers, everyToken;
+        using (uniform.AttachTo(_model))
+        {
+            answers = PerplexityEvaluator.Evaluate(_model, rows).Loss;
+            everyToken = PerplexityEvaluator.Evaluate(_model, rows.Select(r => r.Ids)).Loss;
+        }
+        Assert.True(Math.Abs(answers - everyToken) > 1e-3, "the rows' answers and all their tokens should score differently");
+        Assert.Equal(answers, FirstTaskLoss(rows), 4);
+    }
+
+    // A prompt gate pools only the prompt of a labelled row, so every token of the row gets the same
+    // values and the answer cannot change them; a row without labels is pooled causally, so its
+    // later tokens do change the row's mean share.
+    [Fact]
+    public void A_prompt_gate_routes_a_labelled_row_by_its_prompt_alone()
+    {
+        using var mixture = Trained(GateInput.Prompt, "a", "b", "c");
+        long[] prompt = [5, 17, 99, 3, 42, 8];
+        long[] Row(long first) => [.. prompt, first, first + 1, first + 2, first + 3];
+        long[] Labels(long[] ids) => ids.Select((id, t) => t < prompt.Length ? TokenRow.Ignored : id).ToArray();
+        TokenRow[] labelled = [new(Row(10), Labels(Row(10))), new(Row(200), Labels(Row(200)))];
+        var withPrompt = GateMeter.Measure(_model, mixture, labelled).RowShares;
+        Assert.Equal(withPrompt[0], withPrompt[1]);
+        var causal = GateMeter.Measure(_model, mixture, labelled.Select(r => new TokenRow(r.Ids))).RowShares;
+        Assert.True(causal[0].Zip(causal[1]).Any(p => Math.Abs(p.First - p.Second) > 1e-4), "a row without labels is routed by all its tokens");
     }
 
     // With identity weights and temperature 1 a likelihood gate is Bayes' rule under a uniform
@@ -252,7 +324,7 @@ public sealed class MixtureBehaviourTests : IDisposable
 
     [Theory]
     [InlineData("\"gate_input\": \"Likelihood\"", "\"gate_input\": \"Bogus\"", "gate_input 'Bogus' is not one of ExpertOutputs, HiddenState, Likelihood")]
-    [InlineData("\"granularity\": \"Layer\"", "\"granularity\": \"1\"", "granularity '1' is not one of Layer, Module")]
+    [InlineData("\"granularity\": \"Model\"", "\"granularity\": \"1\"", "granularity '1' is not one of Layer, Module, Model")]
     public void A_manifest_naming_no_known_member_is_refused_with_the_names_it_could_have(string written, string replacement, string message)
     {
         using var mixture = LoraMixture.Create([Read("a")], gateInput: GateInput.Likelihood);

@@ -34,7 +34,7 @@ public sealed class TwoDomains : IDisposable
         TestB = Sample(B, rows: 32, seed: 4);
         // The domains differ in which token follows which, which gates on pooled states (the
         // paper's on the experts' outputs, or the hidden state) barely see: docs/mole-routing.md.
-        Mixture = LoraMixture.Create([A, B], name: "ab", gateInput: GateInput.Likelihood);
+        Mixture = LoraMixture.Create([A, B], MixtureGranularity.Layer, name: "ab", gateInput: GateInput.Likelihood);
         Training = GateTrainer.Train(Model, Mixture, [.. TrainA, .. TrainB], Options);
     }
 
