@@ -58,7 +58,8 @@ internal static class MergeQuality
     /// <summary>
     /// Merges named on the command line: <c>base</c>, <c>lego</c> (today's default), or
     /// <c>method:key=value,...</c> with method a <see cref="MergeMethod"/> or lego and keys
-    /// w (every adapter's weight; default 1/N), k, rank, density, pr, or (on/off), target (mean/sum), norm (l2/linf).
+    /// w (every adapter's weight; default 1/N for PEFT methods, 1 for lego, whose mean target divides by N),
+    /// k, rank, density, pr, or (on/off), target (mean/sum), norm (l2/linf).
     /// </summary>
     public static Candidate Parse(string spec)
     {
@@ -68,12 +69,13 @@ internal static class MergeQuality
         var settings = (parts.Length > 1 ? parts[1].Split(',') : []).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
         string? Get(string key) => settings.TryGetValue(key, out var v) ? v : null;
         bool Switch(string key, bool fallback) => Get(key) is { } v ? v == "on" : fallback;
-        List<MergeInput> Inputs(IReadOnlyList<LoraAdapter> a) =>
-            a.Select(x => new MergeInput(x, Get("w") is { } w ? double.Parse(w, System.Globalization.CultureInfo.InvariantCulture) : 1.0 / a.Count)).ToList();
+        // Lego's mean target divides by N itself, so its weights default to 1; the PEFT methods' to 1/N (PEFT's cat_avg).
+        List<MergeInput> Inputs(IReadOnlyList<LoraAdapter> a, double fallback) =>
+            a.Select(x => new MergeInput(x, Get("w") is { } w ? double.Parse(w, System.Globalization.CultureInfo.InvariantCulture) : fallback)).ToList();
         if (parts[0] == "lego")
         {
             var defaults = new LegoOptions();
-            return new(spec, a => LegoMerge.Merge(Get("w") is null && settings.Count == 0 ? a.Select(x => new MergeInput(x)).ToList() : Inputs(a), settings.Count == 0 ? null : new LegoOptions
+            return new(spec, a => LegoMerge.Merge(Inputs(a, 1.0), settings.Count == 0 ? null : new LegoOptions
             {
                 Clustering = defaults.Clustering with
                 {
@@ -86,7 +88,7 @@ internal static class MergeQuality
             }));
         }
         var method = Enum.Parse<MergeMethod>(parts[0], ignoreCase: true);
-        return new(spec, a => StandardMerge.Merge(Inputs(a), method, new MergeOptions
+        return new(spec, a => StandardMerge.Merge(Inputs(a, 1.0 / a.Count), method, new MergeOptions
         {
             Rank = Get("rank") is { } r ? int.Parse(r) : null,
             Density = Get("density") is { } d ? double.Parse(d, System.Globalization.CultureInfo.InvariantCulture) : null,
