@@ -76,10 +76,10 @@ public sealed class MergeLoraCommand : LoraCmdlet
     public double Tolerance { get; set; } = new KMeansOptions().Tolerance;
 
     [Parameter]
-    public SwitchParameter ParameterReweight { get; set; } = true;
+    public SwitchParameter ParameterReweight { get; set; } = new LegoOptions().ParameterReweight;
 
     [Parameter]
-    public SwitchParameter OutputReweight { get; set; } = true;
+    public SwitchParameter OutputReweight { get; set; } = new LegoOptions().OutputReweight;
 
     [Parameter]
     public LegoTarget Target { get; set; } = LegoTarget.Mean;
