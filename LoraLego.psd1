@@ -9,7 +9,7 @@
     FormatsToProcess  = @('artifacts/module/LoraLego.format.ps1xml')
     CmdletsToExport   = @(
         'Import-Lora', 'Export-Lora',
-        'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',
+        'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora', 'Optimize-LoraMerge',
         'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
         'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'
     )
