@@ -2,9 +2,14 @@ using LoraLego.Core.Adapters;
 
 namespace LoraLego.Core.Merging.Tuning;
 
-/// <summary>Builds the adapter a <see cref="MergeCandidate"/> describes, with the same Core merges Merge-Lora runs.</summary>
-internal static class CandidateMerger
+/// <summary>Builds the adapter a <see cref="MergeCandidate"/> describes (one row of a search history, say), with the same Core merges Merge-Lora runs.</summary>
+public static class CandidateMerger
 {
+    /// <param name="candidate">The method, settings, weights and module scales.</param>
+    /// <param name="adapters">The adapters, in the order of the candidate's weights.</param>
+    /// <param name="name">The merged adapter's name.</param>
+    /// <param name="seed">The DARE methods' seed; the other methods draw nothing.</param>
+    /// <param name="cancellationToken">Checked between modules.</param>
     public static LoraAdapter Merge(MergeCandidate candidate, IReadOnlyList<LoraAdapter> adapters, string name, long seed, CancellationToken cancellationToken)
     {
         var inputs = adapters.Select((a, i) => new MergeInput(Prescaled(a, i, candidate), candidate.Weights[i])).ToList();
