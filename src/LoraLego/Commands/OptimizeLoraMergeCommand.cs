@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using LoraLego.Core;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Compute;
 using LoraLego.Core.Merging;
 using LoraLego.Core.Merging.Tuning;
 using LoraLego.Core.Models;
@@ -46,6 +47,9 @@ public sealed class OptimizeLoraMergeCommand : LoraCmdlet
     public int Seed { get; set; } = Defaults.Seed;
 
     [Parameter]
+    public ComputeDevice Device { get; set; } = Defaults.Device;
+
+    [Parameter]
     [ValidateNotNullOrEmpty]
     public string Name { get; set; } = Defaults.Name;
 
@@ -64,6 +68,7 @@ public sealed class OptimizeLoraMergeCommand : LoraCmdlet
                 Budget = Budget,
                 Epochs = Epochs,
                 Seed = Seed,
+                Device = Device,
                 Name = Name,
             };
             WriteVerbose($"Searching merges of {string.Join(", ", _adapters.Select(a => a.Name))} on {string.Join(", ", files)}");

@@ -94,6 +94,8 @@ public sealed class MergeSearchTests : IDisposable
         var data = Subsample("train", 2);
         var budget = Assert.Throws<LoraException>(() => MergeSearch.Run(_model, _adapters, data, new MergeSearchOptions { Budget = 2 }));
         Assert.Contains("budget of 2", budget.Message);
+        var device = Assert.Throws<LoraException>(() => MergeSearch.Run(_model, _adapters, data, new MergeSearchOptions { Device = Core.Compute.ComputeDevice.Cuda }));
+        Assert.Contains("load the model on Cuda", device.Message);
         var one = Assert.Throws<LoraException>(() => MergeSearch.Run(_model, _adapters.Take(1).ToList(), data));
         Assert.Contains("two or more adapters", one.Message);
         _model.Attach(_adapters[0]);

@@ -1,3 +1,4 @@
+using LoraLego.Core.Compute;
 using LoraLego.Core.Models;
 
 namespace LoraLego.Core.Merging.Tuning;
@@ -36,6 +37,12 @@ public sealed record MergeSearchOptions
     /// <summary>Rows per forward pass, in evaluations and in the gradient stage's steps.</summary>
     public int BatchSize { get; init; } = 32;
 
+    /// <summary>
+    /// Where the search runs: candidates are scored and module scales trained where the model is, so Auto accepts the
+    /// model's device and Cpu or Cuda must match it.
+    /// </summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
+
     /// <summary>The merged adapter's name.</summary>
     public string Name { get; init; } = "optimized";
 
@@ -55,6 +62,7 @@ public sealed record MergeSearchOptions
             throw Invalid($"L1 must be 0 or more, not {L1}");
         if (!double.IsFinite(MaxWeight) || MaxWeight <= 0)
             throw Invalid($"MaxWeight must be a positive number, not {MaxWeight}");
+        DeviceSelector.RequireModelDevice(Device, model.Device, "a merge search scores its candidates", model.Path);
         if (model.Adapters.Count > 0 || model.LinearLayers.Any(l => l.Contribution is not null))
             throw new LoraException(LoraErrorKind.InvalidArgument, model.Path,
                 $"the model has adapters or a mixture attached ({string.Join(", ", model.Adapters.Select(a => a.Name))}); a merge search scores its candidates on the bare model, detach them first");
