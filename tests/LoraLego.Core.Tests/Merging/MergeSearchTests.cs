@@ -59,7 +59,7 @@ public sealed class MergeSearchTests : IDisposable
     public void The_result_is_never_worse_on_the_tuning_data_than_the_best_starting_point()
     {
         var data = Subsample("train", 12);
-        var result = MergeSearch.Run(_model, _adapters, data, new MergeSearchOptions { Budget = 5, Epochs = 1, Seed = 3 });
+        var result = MergeSearch.Run(_model, _adapters, data, new MergeSearchOptions { Budget = 4, Epochs = 1, Seed = 3 });
         var starts = result.History.Where(s => s.Stage == "start").ToList();
         Assert.Equal(["Lego", "Cat"], starts.Select(s => s.Candidate.MethodName));
         double resultLoss = LossOn(result.Adapter, data);
@@ -77,11 +77,24 @@ public sealed class MergeSearchTests : IDisposable
     public void On_skillbench_the_search_beats_cat_with_weights_a_quarter_on_held_out_rows()
     {
         var tune = Subsample("train", 48);
-        var heldOut = Subsample("eval", 64);
+        var heldOut = Subsample("eval", 48);
         var result = MergeSearch.Run(_model, _adapters, tune, new MergeSearchOptions { Methods = [MergeMethod.Cat], Budget = 5, Epochs = 1, Seed = 1 });
         var cat = StandardMerge.Merge(_adapters.Select(a => new MergeInput(a, 0.25)).ToList(), MergeMethod.Cat, new MergeOptions { Name = "cat" });
         double catLoss = LossOn(cat, heldOut), searched = LossOn(result.Adapter, heldOut);
         Assert.True(searched < catLoss - 0.2, $"searched {searched} vs cat 1/N {catLoss}");
+    }
+
+    [Fact]
+    public void Cancelling_returns_the_best_merge_so_far_marked_cancelled()
+    {
+        var data = Subsample("train", 6);
+        using var cancel = new CancellationTokenSource();
+        var result = MergeSearch.Run(_model, _adapters, data, new MergeSearchOptions { Methods = [MergeMethod.Cat], Budget = 10, Epochs = 1 },
+            progress: step => { if (step.Evaluation == 2) cancel.Cancel(); }, cancellationToken: cancel.Token);
+        Assert.True(result.Cancelled);
+        Assert.Equal(2, result.History.Count);
+        Assert.Equal(result.History.Where(s => s.IsBest).Last().Candidate, result.Best);
+        Assert.True(result.Adapter.Config.Json["loralego"]!["cancelled"]!.GetValue<bool>());
     }
 
     [Fact]

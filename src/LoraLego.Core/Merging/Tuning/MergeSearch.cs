@@ -65,7 +65,6 @@ public static class MergeSearch
         {
             cancelled = true;
         }
-        cancellationToken.ThrowIfCancellationRequested();
         if (search.Best is null)
             throw new System.Diagnostics.UnreachableException("the starting points are scored first and one of them is the best");
         return search.Result(cancelled);
