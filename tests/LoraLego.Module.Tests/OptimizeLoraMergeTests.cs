@@ -33,6 +33,9 @@ public class OptimizeLoraMergeTests(PowerShellSession ps)
         Assert.Contains(result.Output[2].BaseObject, new object[] { "start", "weights", "module scales" });
         Assert.Equal("optimize", result.Output[3].BaseObject);
         Assert.Equal(0, result.Output[4].BaseObject);
+        string table = ps.Render("$best.SearchHistory");
+        Assert.Contains("ValidLoss", table);
+        Assert.Contains("Cat w=[0.500, 0.500]", table);
     }
 
     [Fact]
