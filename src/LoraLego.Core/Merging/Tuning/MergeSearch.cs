@@ -117,10 +117,12 @@ public static class MergeSearch
             // Module scales train on the Cat form, sum_i w_i dW_i; LoRA-LEGO's Mean target approximates the mean instead,
             // so its weights count 1/N there. Other methods are approximations of the sum, scored as merged like any candidate.
             double toCat = origin.Method is null && origin.Lego.Target == LegoTarget.Mean ? 1.0 / adapters.Count : 1.0;
-            verbose?.Invoke($"module scales: {options.Epochs} epoch(s) of Adam (learning rate {options.LearningRate}) from {origin.Describe()}");
-            var snapshots = ModuleScaleTrainer.Train(model, adapters, origin.Weights.Select(w => w * toCat).ToArray(), split.Tune, options,
+            // Each epoch is scored, so a budget that has room for fewer than Epochs trains only as many.
+            int epochs = Math.Min(options.Epochs, Left);
+            verbose?.Invoke($"module scales: {epochs} epoch(s) of Adam (learning rate {options.LearningRate}) from {origin.Describe()}");
+            var snapshots = ModuleScaleTrainer.Train(model, adapters, origin.Weights.Select(w => w * toCat).ToArray(), split.Tune, epochs, options,
                 trainingProgress, cancellationToken);
-            foreach (var scales in snapshots.Take(Left))
+            foreach (var scales in snapshots)
                 Evaluate("module scales", origin with { ModuleScales = scales });
         }
 

@@ -17,8 +17,9 @@ internal static class ModuleScaleTrainer
 {
     /// <summary>Trains and returns the multipliers after every epoch, so that the caller can choose among them on held-out rows.</summary>
     /// <param name="catWeights">The weights of the Cat form the multipliers act on: w_i dW_i summed.</param>
+    /// <param name="epochs">Passes over the rows, each ending in a snapshot.</param>
     public static IReadOnlyList<Dictionary<string, double[]>> Train(BaseModel model, IReadOnlyList<LoraAdapter> adapters, double[] catWeights,
-        IReadOnlyList<TokenRow> rows, MergeSearchOptions options, Action<ModuleScaleProgress>? progress, CancellationToken cancellationToken)
+        IReadOnlyList<TokenRow> rows, int epochs, MergeSearchOptions options, Action<ModuleScaleProgress>? progress, CancellationToken cancellationToken)
     {
         var keys = MergeInput.ModuleKeys(adapters.Select(a => new MergeInput(a)));
         using var multipliers = new Parameter(ones(keys.Count, adapters.Count, ScalarType.Float32, model.Device));
@@ -39,7 +40,7 @@ internal static class ModuleScaleTrainer
             var order = rows.ToArray();
             var shuffler = new Random(options.Seed);
             int steps = (order.Length + options.BatchSize - 1) / options.BatchSize;
-            for (int epoch = 1; epoch <= options.Epochs; epoch++)
+            for (int epoch = 1; epoch <= epochs; epoch++)
             {
                 shuffler.Shuffle(order);
                 int step = 0;
@@ -47,7 +48,7 @@ internal static class ModuleScaleTrainer
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     double loss = Step(model, adam, batch);
-                    progress?.Invoke(new ModuleScaleProgress(epoch, options.Epochs, ++step, steps, loss));
+                    progress?.Invoke(new ModuleScaleProgress(epoch, epochs, ++step, steps, loss));
                 }
                 snapshots.Add(Snapshot(keys, multipliers));
             }
