@@ -85,6 +85,20 @@ public sealed class MergeSearchTests : IDisposable
     }
 
     [Fact]
+    public void A_lego_search_tries_settings_and_module_scales_and_keeps_the_lego_record_under_merge()
+    {
+        var data = Subsample("train", 6);
+        var result = MergeSearch.Run(_model, _adapters, data, new MergeSearchOptions { Methods = [null], Budget = 3, Epochs = 1 });
+        Assert.Equal(["start", "settings", "module scales"], result.History.Select(s => s.Stage));
+        Assert.Equal(16, result.History[1].Candidate.Lego.Clustering.K);
+        Assert.All(result.History, s => Assert.Null(s.Candidate.Method));
+        var record = result.Adapter.Config.Json["loralego"]!;
+        Assert.Equal("optimize", record["method"]!.GetValue<string>());
+        Assert.Equal("lego", record["merge"]!["method"]!.GetValue<string>());
+        Assert.Equal("lego", record["choice"]!["method"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void Cancelling_returns_the_best_merge_so_far_marked_cancelled()
     {
         var data = Subsample("train", 6);
