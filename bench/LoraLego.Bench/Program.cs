@@ -47,6 +47,9 @@ switch (args.FirstOrDefault())
         MergeQuality.Run(args[1], args.Skip(2).Where(a => !a.StartsWith("--rows=", StringComparison.Ordinal)).Select(MergeQuality.Parse),
             args.FirstOrDefault(a => a.StartsWith("--rows=", StringComparison.Ordinal)) is { } rows ? int.Parse(rows["--rows=".Length..]) : null);
         return 0;
+    case "optimize":
+        OptimizeSkillbench.Run(args.Skip(1).ToArray());
+        return 0;
     default:
         Console.WriteLine("""
             usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...]
@@ -57,6 +60,7 @@ switch (args.FirstOrDefault())
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
                    loralego-bench merge-quality SETDIR [--rows=N] MERGE ...  (answer-only scores of merges of a skill set;
                                                                             MERGE: base | lego | cat:w=0.25 | lego:k=16,pr=off,or=on,target=mean,norm=l2,w=1)
+                   loralego-bench optimize [--budget 40] [--epochs 2] [--seed 0] [--rows N]   (Optimize-LoraMerge on skillbench: train/ to tune, eval/ to score)
             """);
         return 2;
 }
@@ -167,13 +171,16 @@ static string FindRepoRoot()
 
 internal sealed record Options(string Shape, int Adapters, int Rank, SafetensorsDType DType, ComputeDevice Device, string Data, string[] Methods)
 {
+    /// <summary>The value after --<paramref name="name"/> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
+    public static string Argument(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, "--" + name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
     public static Options Parse(string[] args)
     {
-        string Get(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Get(string name, string fallback) => Argument(args, name, fallback);
         return new Options(Get("shape", "7b"), int.Parse(Get("adapters", "8")), int.Parse(Get("rank", "16")),
             Enum.Parse<SafetensorsDType>(Get("dtype", "F16")), Enum.Parse<ComputeDevice>(Get("device", "Cpu"), ignoreCase: true),
             Get("data", "bench/out/data"), Get("methods", string.Join(",", MergeRun.Methods)).Split(','));

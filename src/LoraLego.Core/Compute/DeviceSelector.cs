@@ -19,6 +19,25 @@ public static class DeviceSelector
         return CPU;
     }
 
+    /// <summary>
+    /// Refuses a device choice other than where <paramref name="modelDevice"/> is, for work that runs through a loaded
+    /// model: Auto accepts it, Cpu or Cuda must match it.
+    /// </summary>
+    /// <param name="what">What runs where the model is, as the error puts it, e.g. "the gates train".</param>
+    /// <param name="modelPath">The model's folder, which the error names.</param>
+    public static void RequireModelDevice(ComputeDevice choice, Device modelDevice, string what, string modelPath)
+    {
+        var wanted = choice switch
+        {
+            ComputeDevice.Cpu => DeviceType.CPU,
+            ComputeDevice.Cuda => DeviceType.CUDA,
+            _ => modelDevice.type,
+        };
+        if (wanted != modelDevice.type)
+            throw new LoraException(LoraErrorKind.InvalidArgument, modelPath,
+                $"{what} where the model is, on {modelDevice.type}, not {choice}; load the model on {choice}");
+    }
+
     public static bool CudaAvailable()
     {
         try

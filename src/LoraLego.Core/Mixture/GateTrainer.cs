@@ -129,14 +129,6 @@ public static class GateTrainer
             throw new LoraException(LoraErrorKind.InvalidArgument, mixture.Name, $"LearningRate must be a positive number, not {options.LearningRate}");
         if (!double.IsFinite(options.BalanceWeight) || options.BalanceWeight < 0)
             throw new LoraException(LoraErrorKind.InvalidArgument, mixture.Name, $"BalanceWeight must be 0 or more, not {options.BalanceWeight}");
-        var wanted = options.Device switch
-        {
-            ComputeDevice.Cpu => TorchSharp.DeviceType.CPU,
-            ComputeDevice.Cuda => TorchSharp.DeviceType.CUDA,
-            _ => model.Device.type,
-        };
-        if (wanted != model.Device.type)
-            throw new LoraException(LoraErrorKind.InvalidArgument, model.Path,
-                $"the gates train where the model is, on {model.Device.type}, not {options.Device}; load the model on {options.Device}");
+        DeviceSelector.RequireModelDevice(options.Device, model.Device, "the gates train", model.Path);
     }
 }
