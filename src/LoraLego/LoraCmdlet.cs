@@ -75,20 +75,16 @@ public abstract class LoraCmdlet : PSCmdlet
     /// </summary>
     protected void WriteWrongInput(object? input, string takes)
     {
+        // The catch-all parameter is a string (so that it never competes with the typed ones for
+        // the objects they take): other objects arrive as their text.
         object? value = input is PSObject ps ? ps.BaseObject : input;
         string what = value switch
         {
             null => "$null",
-            string s => $"the string '{(s.Length > 80 ? s[..80] + "..." : s)}'",
+            string s => $"'{(s.Length > 80 ? s[..80] + "..." : s)}' (a string, or an object of another type shown as text)",
             _ => $"{("AEIOU".Contains(value.GetType().Name[0]) ? "an" : "a")} {value.GetType().Name}",
         };
-        string hint = value switch
-        {
-            string => " (to read adapters from a folder, pipe it to Import-Lora first)",
-            Core.Mixture.LoraMixture => " (a mixture is written by Export-LoraMixture)",
-            Core.Models.BaseModel => " (a base model is not an adapter; attach adapters to it with Mount-Lora)",
-            _ => "",
-        };
+        const string hint = "; adapters are read from folders with Import-Lora, mixtures are written with Export-LoraMixture, and adapters are attached to a base model with Mount-Lora";
         WriteLoraError(new LoraException(LoraErrorKind.InvalidType, MyInvocation.MyCommand.Name,
             $"takes {takes}, not {what}{hint}", errorId: "WrongInputType"), value);
     }

@@ -48,15 +48,16 @@ BeforeDiscovery {
         @{ Poison = '-Inf'; Value = [float]::NegativeInfinity; Factor = 'lora_A' }
     )
     $wrongInputs = @(
-        @{ Command = 'Merge-Lora'; InputText = "'adapters/a'"; Says = "not the string 'adapters/a'" }
-        @{ Command = 'Merge-Lora'; InputText = '42'; Says = 'not an Int32' }
-        @{ Command = 'Merge-Lora'; InputText = '@{ Name = "a" }'; Says = 'not a Hashtable' }
-        @{ Command = 'Merge-Lora'; InputText = '$model'; Says = 'a base model is not an adapter' }
-        @{ Command = 'Merge-Lora'; InputText = 'Get-Item $Adapters'; Says = 'not a DirectoryInfo' }
-        @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = "'adapters/a'"; Says = "not the string 'adapters/a'" }
-        @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = '$model'; Says = 'a base model is not an adapter' }
+        @{ Command = 'Merge-Lora'; InputText = "'adapters/a'"; Says = "not 'adapters/a' (a string" }
+        @{ Command = 'Merge-Lora'; InputText = '42'; Says = "not '42'" }
+        @{ Command = 'Merge-Lora'; InputText = '@{ Name = "a" }'; Says = "not 'System.Collections.Hashtable'" }
+        @{ Command = 'Merge-Lora'; InputText = '$model'; Says = 'Mount-Lora' }
+        @{ Command = 'Merge-Lora'; InputText = 'Get-Item $Adapters'; Says = 'Import-Lora' }
+        @{ Command = 'Merge-Lora -Method Cat'; InputText = "'a', 'b'"; Says = "not 'a'" }
+        @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = "'adapters/a'"; Says = "not 'adapters/a'" }
+        @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = '$model'; Says = 'Mount-Lora' }
         @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = '(Import-Lora "$Adapters/a", "$Adapters/b" | New-LoraMixture)'; Says = 'Export-LoraMixture' }
-        @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = '(Import-Lora "$Adapters/c" | Split-Msu | Select-Object -First 1)'; Says = 'not a Msu' }
+        @{ Command = 'Export-Lora TestDrive:/wrong'; InputText = '(Import-Lora "$Adapters/c" | Split-Msu | Select-Object -First 1)'; Says = 'takes a LoraAdapter' }
     )
     $manifestCases = @(
         @{ Case = 'experts holds null'; Edit = { param($m) $m['experts'].Add($null) }; Says = 'not a valid mixture manifest' }
@@ -339,6 +340,12 @@ Describe 'Pipeline input of the wrong type' {
         $name = $Command.Split(' ')[0]
         Assert-LoraError $run InvalidType WrongInputType "${name}: takes", $Says
         'TestDrive:/wrong' | Should -Not -Exist
+    }
+
+    It 'still binds what each cmdlet takes from the pipeline: adapters, clusters, adapters to Export-Lora' {
+        (Import-Lora "$Adapters/a", "$Adapters/b" | Merge-Lora -Method Cat).ModuleCount | Should -Be 14
+        (Import-Lora "$Adapters/a", "$Adapters/b" | Split-Msu | Invoke-RankCluster -K 4 | Merge-Lora).Rank | Should -Be 4
+        (Import-Lora "$Adapters/c" | Export-Lora TestDrive:/bound -PassThru).Rank | Should -Be 4
     }
 
     It 'hides the catch-all parameter from help' {

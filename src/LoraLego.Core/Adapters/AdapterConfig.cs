@@ -91,6 +91,11 @@ public sealed class AdapterConfig
         {
             throw new LoraException(LoraErrorKind.InvalidData, path, "adapter_config.json has a key written twice", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // Found by fuzzing: a key with an escaped half of a surrogate pair.
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"adapter_config.json has a key that is not valid text ({e.Message})", e);
+        }
         try
         {
             return new AdapterConfig(obj);

@@ -94,6 +94,21 @@ public sealed class SafetensorsFile : IDisposable
         }
         using (doc)
         {
+            try
+            {
+                return ParseEntries(path, doc, dataLength);
+            }
+            catch (InvalidOperationException e)
+            {
+                // Found by fuzzing: a name or value whose bytes are not UTF-8, or an escaped half of a surrogate pair.
+                throw new LoraException(LoraErrorKind.InvalidData, path, $"header has a name or value that is not valid text ({e.Message})", e);
+            }
+        }
+    }
+
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseEntries(string path, JsonDocument doc, long dataLength)
+    {
+        {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new LoraException(LoraErrorKind.InvalidData, path, "header is not a JSON object");
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);

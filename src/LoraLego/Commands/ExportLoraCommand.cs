@@ -19,7 +19,8 @@ public sealed class ExportLoraCommand : LoraCmdlet
     /// <summary>Pipeline input of any other type, refused with an error that says what Export-Lora takes.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = OtherInputSet, DontShow = true)]
     [AllowNull]
-    public object? InputObject { get; set; }
+    [AllowEmptyString]
+    public string? InputObject { get; set; }
 
     /// <summary>The adapter folder to write (created if missing).</summary>
     [Parameter(Mandatory = true, Position = 0)]

@@ -35,7 +35,8 @@ public sealed class MergeLoraCommand : LoraCmdlet
     /// <summary>Pipeline input of any other type, refused with an error that says what Merge-Lora takes.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = OtherInputSet, DontShow = true)]
     [AllowNull]
-    public object? InputObject { get; set; }
+    [AllowEmptyString]
+    public string? InputObject { get; set; }
 
     [Parameter]
     public LoraMergeMethod Method { get; set; } = LoraMergeMethod.Lego;
