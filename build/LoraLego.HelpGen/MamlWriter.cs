@@ -35,7 +35,7 @@ public static class MamlWriter
             problems.Add($"{info.Name}: no synopsis");
         if (doc.Examples.Count == 0)
             problems.Add($"{info.Name}: no example");
-        var parameters = info.Parameters.Values.Where(p => !Common.Contains(p.Name)).OrderBy(p => Position(p) ?? int.MaxValue).ThenBy(p => p.Name).ToList();
+        var parameters = info.Parameters.Values.Where(p => !Common.Contains(p.Name) && !Hidden(p)).OrderBy(p => Position(p) ?? int.MaxValue).ThenBy(p => p.Name).ToList();
         foreach (var p in parameters.Where(p => !doc.Parameters.ContainsKey(p.Name) && !OptionalCommon.ContainsKey(p.Name)))
             problems.Add($"{info.Name}: -{p.Name} is not documented");
         foreach (var documented in doc.Parameters.Keys.Where(k => !info.Parameters.ContainsKey(k)))
@@ -47,7 +47,8 @@ public static class MamlWriter
                 new XElement(Command + "noun", info.Noun),
                 new XElement(Maml + "description", Para(doc.Synopsis))),
             new XElement(Maml + "description", doc.Description.Select(Para)),
-            new XElement(Command + "syntax", info.ParameterSets.Select(set => SyntaxItem(info.Name, set))),
+            new XElement(Command + "syntax", info.ParameterSets.Where(set => !set.Parameters.Any(p => p.Attributes.OfType<ParameterAttribute>().Any(a => a.DontShow)))
+                .Select(set => SyntaxItem(info.Name, set))),
             new XElement(Command + "parameters", parameters.Select(p => ParameterElement(p, Describe(doc, p.Name), DefaultValues.Of(info, p)))),
             new XElement(Command + "inputTypes", doc.Inputs.Select(i => new XElement(Command + "inputType", TypeElement(i.Type), new XElement(Maml + "description", Para(i.Text))))),
             new XElement(Command + "returnValues", doc.Outputs.Select(o => new XElement(Command + "returnValue", TypeElement(o.Type), new XElement(Maml + "description", Para(o.Text))))),
@@ -57,6 +58,9 @@ public static class MamlWriter
                 new XElement(Dev + "remarks", e.Remarks.Select(Para))))),
             new XElement(Command + "relatedLinks", doc.Related.Select(r => new XElement(Maml + "navigationLink", new XElement(Maml + "linkText", r)))));
     }
+
+    // A parameter marked DontShow (the catch-all that turns wrong pipeline input into a clear error) is not documented.
+    private static bool Hidden(ParameterMetadata p) => p.Attributes.OfType<ParameterAttribute>().Any(a => a.DontShow);
 
     private static IEnumerable<string> Describe(CmdletDoc doc, string name) =>
         doc.Parameters.TryGetValue(name, out var text) ? text : OptionalCommon.TryGetValue(name, out var common) ? [common] : [];

@@ -14,21 +14,27 @@ public sealed class AdapterConfig
     public AdapterConfig(JsonObject json)
     {
         Json = json;
-        R = ReadInt(json, "r") ?? 8;
-        LoraAlpha = ReadDouble(json, "lora_alpha") ?? 8;
-        UseRsLora = json["use_rslora"]?.GetValueKind() == JsonValueKind.True;
-        UseDora = json["use_dora"]?.GetValueKind() == JsonValueKind.True;
-        FanInFanOut = json["fan_in_fan_out"]?.GetValueKind() == JsonValueKind.True;
-        PeftType = json["peft_type"]?.GetValueKind() == JsonValueKind.String ? json["peft_type"]!.GetValue<string>() : "LORA";
-        BaseModel = json["base_model_name_or_path"]?.GetValueKind() == JsonValueKind.String ? json["base_model_name_or_path"]!.GetValue<string>() : null;
+        var warnings = new List<string>();
+        foreach (var (field, expected) in new[] { ("r", "a positive integer"), ("lora_alpha", "a number") })
+            if (json.TryGetPropertyValue(field, out var value) && value is null)
+                throw FieldError(field, null, expected);
+        R = ReadRank(json["r"], "r") ?? 8;
+        LoraAlpha = ReadFinite(json["lora_alpha"], "lora_alpha") ?? 8;
+        UseRsLora = ReadBool(json, "use_rslora", warnings);
+        UseDora = ReadBool(json, "use_dora", warnings);
+        FanInFanOut = ReadBool(json, "fan_in_fan_out", warnings);
+        PeftType = ReadString(json["peft_type"], "peft_type") ?? "LORA";
+        BaseModel = ReadString(json["base_model_name_or_path"], "base_model_name_or_path");
         TargetModules = json["target_modules"] switch
         {
-            JsonArray arr => arr.Select(n => n?.ToString() ?? "").ToArray(),
+            null => [],
+            JsonArray arr => arr.Select((n, i) => ReadString(n, $"target_modules[{i}]") ?? throw FieldError($"target_modules[{i}]", n, "a module name")).ToArray(),
             JsonValue v when v.GetValueKind() == JsonValueKind.String => [v.GetValue<string>()],
-            _ => [],
+            var other => throw FieldError("target_modules", other, "a list of module names or one regex string"),
         };
-        RankPattern = ReadPattern(json, "rank_pattern", n => (double)(ReadNumber(n) ?? R));
-        AlphaPattern = ReadPattern(json, "alpha_pattern", n => ReadNumber(n) ?? LoraAlpha);
+        RankPattern = ReadPattern(json, "rank_pattern", (n, field) => ReadRank(n, field) ?? throw FieldError(field, n, "a positive integer"));
+        AlphaPattern = ReadPattern(json, "alpha_pattern", (n, field) => ReadFinite(n, field) ?? throw FieldError(field, n, "a number"));
+        Warnings = warnings;
     }
 
     /// <summary>A minimal LoRA config, for adapters built from parts whose source configs are not at hand.</summary>
@@ -57,6 +63,12 @@ public sealed class AdapterConfig
 
     public IReadOnlyList<KeyValuePair<string, double>> AlphaPattern { get; }
 
+    /// <summary>
+    /// Values of another JSON type that PEFT itself reads the same way and that were converted
+    /// (a flag written as 0 or 1), each a sentence naming the field; a host shows them as warnings.
+    /// </summary>
+    public IReadOnlyList<string> Warnings { get; }
+
     public static AdapterConfig Parse(string text, string path)
     {
         JsonNode? node;
@@ -72,13 +84,34 @@ public sealed class AdapterConfig
             throw new LoraException(LoraErrorKind.InvalidData, path, "adapter_config.json is not a JSON object");
         try
         {
+            // A key written twice is only found when the object is first enumerated.
+            _ = obj.Count;
+        }
+        catch (ArgumentException e)
+        {
+            throw new LoraException(LoraErrorKind.InvalidData, path, "adapter_config.json has a key written twice", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // Found by fuzzing: a key with an escaped half of a surrogate pair.
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"adapter_config.json has a key that is not valid text ({e.Message})", e);
+        }
+        try
+        {
             return new AdapterConfig(obj);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        catch (LoraException e) when (e.Target is null)
         {
-            throw new LoraException(LoraErrorKind.InvalidData, path, $"adapter_config.json has a field of the wrong type ({e.Message})", e);
+            throw e.Retarget(path);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+        {
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"adapter_config.json has a field of the wrong type ({e.Message})", e, ConfigFieldTypeId);
         }
     }
+
+    /// <summary>The error id of a config field of the wrong JSON type or out of range.</summary>
+    public const string ConfigFieldTypeId = "ConfigFieldType";
 
     /// <summary>The rank PEFT gives a module: its rank_pattern entry, else r.</summary>
     public int RankFor(string moduleKey) => (int)(MatchPattern(RankPattern, moduleKey) ?? R);
@@ -108,15 +141,81 @@ public sealed class AdapterConfig
         return null;
     }
 
-    private static int? ReadInt(JsonObject json, string name) => ReadNumber(json[name]) is double d ? (int)d : null;
+    // A field's JSON type is checked, not guessed: "lora_alpha": "16" read as the default 8 would
+    // halve the update without a word. PEFT itself does not convert either (its dataclass takes the
+    // value as it is, so Python would fail on the string, or take any non-empty string as true).
+    private static LoraException FieldError(string field, JsonNode? node, string expected)
+    {
+        string got = node switch
+        {
+            null => "null",
+            JsonValue v when v.GetValueKind() == JsonValueKind.String => $"the string {Shorten(node.ToJsonString())}",
+            JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => $"the boolean {node.ToJsonString()}",
+            JsonValue => Shorten(node.ToJsonString()),
+            JsonArray => "a list",
+            _ => "an object",
+        };
+        string hint = node is JsonValue s && s.GetValueKind() == JsonValueKind.String && expected is "a number" or "a positive integer"
+            ? $" (write it without quotes: \"{field}\": {Shorten(s.GetValue<string>())})" : "";
+        return new LoraException(LoraErrorKind.InvalidData, null, $"field '{field}' is {got}, but PEFT needs {expected}{hint}", errorId: ConfigFieldTypeId);
+    }
 
-    private static double? ReadDouble(JsonObject json, string name) => ReadNumber(json[name]);
+    private static string Shorten(string text) => text.Length > 40 ? text[..40] + "..." : text;
+
+    // A rank: a positive whole number (8 and 8.0 alike); null when absent.
+    private static int? ReadRank(JsonNode? node, string field)
+    {
+        if (node is null)
+            return null;
+        double? d = ReadNumber(node);
+        if (d is not { } v || v != Math.Floor(v) || v < 1 || v > int.MaxValue)
+            throw FieldError(field, node, "a positive integer");
+        return (int)v;
+    }
+
+    private static double? ReadFinite(JsonNode? node, string field)
+    {
+        if (node is null)
+            return null;
+        return ReadNumber(node) is { } d && double.IsFinite(d) ? d : throw FieldError(field, node, "a number");
+    }
+
+    private static string? ReadString(JsonNode? node, string field) => node switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        _ => throw FieldError(field, node, "a string"),
+    };
+
+    // A flag: true or false; null or absent is false, as in PEFT. 0 and 1 are what Python reads
+    // as false and true, so they are taken with a warning; anything else is an error.
+    private static bool ReadBool(JsonObject json, string field, List<string> warnings)
+    {
+        var node = json[field];
+        switch (node?.GetValueKind())
+        {
+            case null or JsonValueKind.Null or JsonValueKind.False:
+                return false;
+            case JsonValueKind.True:
+                return true;
+            case JsonValueKind.Number when ReadNumber(node) is 0.0 or 1.0:
+                bool value = ReadNumber(node) == 1.0;
+                warnings.Add($"field '{field}' is the number {node.ToJsonString()}, read as {(value ? "true" : "false")} as PEFT reads it; write \"{field}\": {(value ? "true" : "false")}");
+                return value;
+            default:
+                throw FieldError(field, node, "true or false");
+        }
+    }
 
     // Parsed from the JSON text because a value built in memory holds an int or a double, and
     // GetValue<double> refuses an int.
     private static double? ReadNumber(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture) : null;
 
-    private static IReadOnlyList<KeyValuePair<string, double>> ReadPattern(JsonObject json, string name, Func<JsonNode?, double> read) =>
-        json[name] is JsonObject obj ? obj.Select(p => KeyValuePair.Create(p.Key, read(p.Value))).ToList() : [];
+    private static IReadOnlyList<KeyValuePair<string, double>> ReadPattern(JsonObject json, string name, Func<JsonNode?, string, double> read) => json[name] switch
+    {
+        null => [],
+        JsonObject obj => obj.Select(p => KeyValuePair.Create(p.Key, read(p.Value, $"{name}.{p.Key}"))).ToList(),
+        var other => throw FieldError(name, other, "an object of module patterns"),
+    };
 }

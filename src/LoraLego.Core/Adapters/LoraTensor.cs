@@ -61,7 +61,25 @@ public sealed class LoraTensor
         new(name, dtype, shape, null, null, produce);
 
     /// <summary>A new CPU tensor in the stored dtype; the caller owns it.</summary>
-    public Tensor Load() => _value is not null ? _value.clone() : _produce is not null ? _produce() : _file!.ReadTensor(Name);
+    /// <exception cref="LoraException">A tensor read from a file holds a NaN or an infinity (<see cref="FiniteCheck"/>).</exception>
+    public Tensor Load()
+    {
+        if (_value is not null)
+            return _value.clone();
+        if (_produce is not null)
+            return _produce();
+        var read = _file!.ReadTensor(Name);
+        try
+        {
+            FiniteCheck.Require(read, _file.Path, Name);
+            return read;
+        }
+        catch
+        {
+            read.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>A new float32 tensor on <paramref name="device"/> (CPU when null); the caller owns it.</summary>
     public Tensor LoadFloat32(Device? device = null)

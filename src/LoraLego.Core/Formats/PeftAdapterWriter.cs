@@ -19,9 +19,11 @@ public static class PeftAdapterWriter
     /// <param name="cancellationToken">Checked between tensors: a cancelled export leaves no files (a new folder does not appear).</param>
     public static void Write(LoraAdapter adapter, string folder, SafetensorsDType? dtype = null, CancellationToken cancellationToken = default)
     {
+        folder = System.IO.Path.GetFullPath(folder);
         if (dtype is { } d && !d.IsFloating())
             throw new LoraException(LoraErrorKind.InvalidArgument, folder, $"cannot export LoRA factors as {d}");
-        var config = BuildConfig(adapter);
+        var config = Validate(adapter, folder);
+        AtomicFile.CheckWritable(folder);
         var items = BuildItems(adapter, dtype);
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
         void Fill(string dir)
@@ -34,9 +36,55 @@ public static class PeftAdapterWriter
             });
         }
         if (Directory.Exists(folder))
-            Fill(System.IO.Path.GetFullPath(folder));
+            AtomicFile.ReplaceFiles(folder, [PeftAdapterReader.ModelFileName, PeftAdapterReader.ConfigFileName], Fill);
         else
             AtomicFile.CreateDirectory(folder, Fill);
+    }
+
+    /// <summary>The error id of an adapter that has no modules to write.</summary>
+    public const string EmptyAdapterId = "EmptyAdapter";
+
+    /// <summary>
+    /// Checks, before a byte is written, that what would be written is an adapter that
+    /// <see cref="PeftAdapterReader"/> (and PEFT) reads back as this one: at least one module, ranks
+    /// of at least 1, tensor names that do not collide, and a config that gives every module its
+    /// rank and scaling. Returns that config.
+    /// </summary>
+    /// <exception cref="LoraException">Naming <paramref name="target"/> (the folder to write) and the module.</exception>
+    public static JsonObject Validate(LoraAdapter adapter, string target)
+    {
+        if (adapter.Modules.Count == 0)
+            throw new LoraException(LoraErrorKind.InvalidArgument, target,
+                $"adapter '{adapter.Name}' has no modules, and an adapter without modules cannot be imported again (did a -Module filter match nothing?)",
+                errorId: EmptyAdapterId);
+        foreach (var m in adapter.Modules)
+            if (m.Rank < 1)
+                throw new LoraException(LoraErrorKind.InvalidArgument, target, $"adapter '{adapter.Name}', module '{m.Key}' has rank {m.Rank}; PEFT needs at least 1",
+                    errorId: EmptyAdapterId);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in BuildItems(adapter, null))
+            if (!names.Add(item.Name))
+                throw new LoraException(LoraErrorKind.InvalidArgument, target, $"adapter '{adapter.Name}' would write tensor '{item.Name}' twice");
+        var config = BuildConfig(adapter);
+        AdapterConfig check;
+        try
+        {
+            check = new AdapterConfig(config);
+        }
+        catch (LoraException e)
+        {
+            throw new LoraException(e.Kind, target, $"adapter '{adapter.Name}' has a config that could not be read back: {e.Detail}", e, e.ErrorId);
+        }
+        foreach (var m in adapter.Modules)
+        {
+            int rank = check.RankFor(m.Key);
+            double alpha = check.AlphaFor(m.Key);
+            double scaling = check.UseRsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
+            if (rank != m.Rank || Math.Abs(scaling - m.Scaling) > 1e-6 * Math.Max(1e-12, Math.Abs(m.Scaling)))
+                throw new LoraException(LoraErrorKind.InvalidData, target,
+                    $"adapter '{adapter.Name}', module '{m.Key}': the config to be written gives rank {rank} and scaling {scaling:G6}, not rank {m.Rank} and scaling {m.Scaling:G6}");
+        }
+        return config;
     }
 
     public static IReadOnlyList<SafetensorsWriteItem> BuildItems(LoraAdapter adapter, SafetensorsDType? dtype)

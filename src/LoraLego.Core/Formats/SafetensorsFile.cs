@@ -16,13 +16,13 @@ public sealed class SafetensorsFile : IDisposable
     private const long MaxHeaderLength = 100L * 1024 * 1024;
 
     private readonly Dictionary<string, SafetensorsEntry> _entries;
-    private readonly object _mapLock = new();
-    private MemoryMappedFile? _map;
-    private bool _disposed;
+    private readonly DateTime _writeTime;
+    private volatile bool _disposed;
 
-    private SafetensorsFile(string path, long dataStart, long fileLength, Dictionary<string, SafetensorsEntry> entries, IReadOnlyDictionary<string, string> metadata)
+    private SafetensorsFile(string path, long dataStart, long fileLength, DateTime writeTime, Dictionary<string, SafetensorsEntry> entries, IReadOnlyDictionary<string, string> metadata)
     {
         Path = path;
+        _writeTime = writeTime;
         DataStart = dataStart;
         FileLength = fileLength;
         _entries = entries;
@@ -50,7 +50,20 @@ public sealed class SafetensorsFile : IDisposable
         path = System.IO.Path.GetFullPath(path);
         if (!File.Exists(path))
             throw new LoraException(LoraErrorKind.NotFound, path, "file not found");
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            return OpenHeader(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw LoraException.From(e, path)!;
+        }
+    }
+
+    private static SafetensorsFile OpenHeader(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var writeTime = File.GetLastWriteTimeUtc(path);
         long length = stream.Length;
         if (length < 8)
             throw new LoraException(LoraErrorKind.InvalidData, path, $"truncated safetensors file: {length} bytes, less than the 8-byte header length");
@@ -65,7 +78,7 @@ public sealed class SafetensorsFile : IDisposable
         stream.ReadExactly(header);
         long dataStart = 8 + (long)headerLength;
         var (entries, metadata) = ParseHeader(path, header, length - dataStart);
-        return new SafetensorsFile(path, dataStart, length, entries, metadata);
+        return new SafetensorsFile(path, dataStart, length, writeTime, entries, metadata);
     }
 
     private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLength)
@@ -80,6 +93,21 @@ public sealed class SafetensorsFile : IDisposable
             throw new LoraException(LoraErrorKind.InvalidData, path, $"header is not valid JSON ({e.Message})", e);
         }
         using (doc)
+        {
+            try
+            {
+                return ParseEntries(path, doc, dataLength);
+            }
+            catch (InvalidOperationException e)
+            {
+                // Found by fuzzing: a name or value whose bytes are not UTF-8, or an escaped half of a surrogate pair.
+                throw new LoraException(LoraErrorKind.InvalidData, path, $"header has a name or value that is not valid text ({e.Message})", e);
+            }
+        }
+    }
+
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseEntries(string path, JsonDocument doc, long dataLength)
+    {
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new LoraException(LoraErrorKind.InvalidData, path, "header is not a JSON object");
@@ -135,7 +163,7 @@ public sealed class SafetensorsFile : IDisposable
         long expected;
         try
         {
-            expected = checked(entry.ElementCount * dtype.ElementSize());
+            expected = shape.Contains(0) ? 0 : checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * dtype.ElementSize());
         }
         catch (OverflowException)
         {
@@ -159,61 +187,49 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>Copies one tensor out of the file into a new CPU tensor of its stored dtype.</summary>
     /// <remarks>
-    /// Only the tensor's own byte range is mapped, and unmapped again once copied, so reading a
-    /// large file tensor by tensor never keeps the whole file resident in this process.
+    /// Only the tensor's own byte range is mapped, and the map and the file handle are released
+    /// again once it is copied: an adapter object holds no handle on its file between reads, so
+    /// the file can be replaced, moved or deleted after a merge while the object lives on. A file
+    /// that changed since it was opened (length or write time) is refused rather than read.
     /// </remarks>
     public Tensor ReadTensor(string name)
     {
         var entry = this[name];
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var tensor = torch.empty(entry.Shape, entry.DType.ToScalarType());
         if (entry.ByteLength == 0)
             return tensor;
-        using var view = MapRange(DataStart + entry.Begin, entry.ByteLength);
-        unsafe
+        try
         {
-            byte* basePtr = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            try
+            using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+            if (stream.Length != FileLength || File.GetLastWriteTimeUtc(Path) != _writeTime)
+                throw new LoraException(LoraErrorKind.InvalidData, Path, "the file changed after it was imported; import it again", errorId: "FileChanged");
+            using var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            using var view = map.CreateViewAccessor(DataStart + entry.Begin, entry.ByteLength, MemoryMappedFileAccess.Read);
+            unsafe
             {
-                TensorBytes.CopyInto(tensor, basePtr + view.PointerOffset, entry.ByteLength);
-            }
-            finally
-            {
-                view.SafeMemoryMappedViewHandle.ReleasePointer();
-            }
-        }
-        return tensor;
-    }
-
-    private MemoryMappedViewAccessor MapRange(long offset, long length)
-    {
-        lock (_mapLock)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_map is null)
-            {
-                if (new FileInfo(Path).Length < FileLength)
-                    throw new LoraException(LoraErrorKind.InvalidData, Path, "the file shrank after it was opened");
+                byte* basePtr = null;
+                view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
                 try
                 {
-                    _map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+                    TensorBytes.CopyInto(tensor, basePtr + view.PointerOffset, entry.ByteLength);
                 }
-                catch (IOException e)
+                finally
                 {
-                    throw new LoraException(LoraErrorKind.NotFound, Path, $"cannot map the file ({e.Message})", e);
+                    view.SafeMemoryMappedViewHandle.ReleasePointer();
                 }
             }
-            return _map.CreateViewAccessor(offset, length, MemoryMappedFileAccess.Read);
+            return tensor;
+        }
+        catch (Exception e)
+        {
+            tensor.Dispose();
+            if (e is IOException or UnauthorizedAccessException)
+                throw LoraException.From(e, Path)!;
+            throw;
         }
     }
 
-    public void Dispose()
-    {
-        lock (_mapLock)
-        {
-            _map?.Dispose();
-            _map = null;
-            _disposed = true;
-        }
-    }
+    /// <summary>Nothing is held between reads; after disposal reads are refused.</summary>
+    public void Dispose() => _disposed = true;
 }

@@ -29,6 +29,7 @@ public static class SafetensorsWriter
             if (!produced.shape.SequenceEqual(item.Shape))
                 throw new LoraException(LoraErrorKind.ShapeMismatch, item.Name, $"produced shape [{string.Join(", ", produced.shape)}] but the header says [{string.Join(", ", item.Shape)}]");
             using var typed = produced.to_type(item.DType.ToScalarType());
+            FiniteCheck.Require(typed, null, item.Name, typed.dtype == produced.dtype ? null : $"once converted to {item.DType}");
             TensorBytes.WriteTo(typed, stream);
         }
     }

@@ -62,6 +62,14 @@ public static class StandardMerge
                 log?.Invoke($"{key}: only in {string.Join(", ", present)}; merged from those");
             if (recipe.Form == MergeForm.Concatenate)
             {
+                // The concatenation is computed at export; the inputs' weights are read (and checked
+                // for NaN and Inf, by name) now, so a bad input fails the merge and not a later export.
+                foreach (var input in inputs)
+                    if (input.Adapter.GetModule(key) is { } m)
+                    {
+                        m.A.Load().Dispose();
+                        m.B.Load().Dispose();
+                    }
                 merged.Add(CatMerge.Deferred(key, inputs, storeAs));
                 continue;
             }

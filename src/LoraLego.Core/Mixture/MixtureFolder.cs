@@ -95,7 +95,7 @@ public static class MixtureFolder
         if (!File.Exists(manifestPath))
             throw new LoraException(LoraErrorKind.NotFound, manifestPath, $"{ManifestFileName} not found: not a mixture folder");
         var manifest = ReadManifest(manifestPath);
-        var experts = manifest.Experts.Select(e => PeftAdapterReader.Read(System.IO.Path.Combine(folder, e.Folder), e.Name)).ToList();
+        var experts = manifest.Experts.Select(e => PeftAdapterReader.Read(ExpertFolder(folder, e, manifestPath), e.Name)).ToList();
         var mixture = LoraMixture.Create(experts, manifest.Granularity, manifest.Temperature, manifest.Name, manifest.GateInput);
         try
         {
@@ -117,6 +117,15 @@ public static class MixtureFolder
         }
     }
 
+    // An expert's folder must lie inside the mixture's: a manifest does not send the reader elsewhere on the disk.
+    private static string ExpertFolder(string folder, ExpertEntry expert, string manifestPath)
+    {
+        string full = System.IO.Path.GetFullPath(System.IO.Path.Combine(folder, expert.Folder));
+        if (!full.StartsWith(folder + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"expert '{expert.Name}' has folder '{expert.Folder}', outside the mixture folder");
+        return full;
+    }
+
     private sealed record ExpertEntry(string Name, string Folder, bool Enabled);
 
     private sealed record ManifestContent(string Name, MixtureGranularity Granularity, GateInput GateInput, double Temperature, List<ExpertEntry> Experts,
@@ -135,16 +144,16 @@ public static class MixtureFolder
             var granularity = NameOf<MixtureGranularity>(Required(root, "granularity", manifestPath).GetValue<string>(), "granularity", manifestPath);
             // Folders written before gate_input existed have gates that read the experts' outputs.
             var gateInput = NameOf<GateInput>(root["gate_input"]?.GetValue<string>() ?? nameof(GateInput.ExpertOutputs), "gate_input", manifestPath);
-            var experts = Required(root, "experts", manifestPath).AsArray().Select(e => new ExpertEntry(
-                Required(e!, "name", manifestPath).GetValue<string>(),
-                Required(e!, "folder", manifestPath).GetValue<string>(),
-                e!["enabled"]?.GetValue<bool>() ?? true)).ToList();
-            var gates = Required(root, "gates", manifestPath).AsArray().Select(g => g!.GetValue<string>()).ToList();
+            var experts = Required(root, "experts", manifestPath).AsArray().Select((e, i) => e is JsonObject o ? new ExpertEntry(
+                Required(o, "name", manifestPath).GetValue<string>(),
+                Required(o, "folder", manifestPath).GetValue<string>(),
+                o["enabled"]?.GetValue<bool>() ?? true) : throw new InvalidOperationException($"experts[{i}] is not an object")).ToList();
+            var gates = Required(root, "gates", manifestPath).AsArray().Select((g, i) => g?.GetValue<string>() ?? throw new InvalidOperationException($"gates[{i}] is null")).ToList();
             var training = root["training"] is { } t ? t.Deserialize<MixtureTrainingSummary>(SummaryJson) : null;
             return new ManifestContent(Required(root, "name", manifestPath).GetValue<string>(), granularity, gateInput,
                 Required(root, "temperature", manifestPath).GetValue<double>(), experts, gates, training);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException or NotSupportedException)
         {
             throw new LoraException(LoraErrorKind.InvalidData, manifestPath, $"is not a valid mixture manifest ({e.Message})", e);
         }
@@ -178,6 +187,7 @@ public static class MixtureFolder
             throw new LoraException(LoraErrorKind.ShapeMismatch, file.Path,
                 $"tensor '{name}' is [{string.Join(", ", entry.Shape)}] but the experts make it [{string.Join(", ", shape)}]");
         using var raw = file.ReadTensor(name);
+        FiniteCheck.Require(raw, file.Path, name);
         return raw.to(ScalarType.Float32);
     }
 }

@@ -71,6 +71,11 @@ internal sealed class JsonlTokenReader
         {
             throw Invalid(lineNumber, $"not valid JSON ({e.Message})", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // A string with an escaped half of a surrogate pair, or a duplicate key read as text.
+            throw Invalid(lineNumber, $"has a string that is not valid text ({e.Message})", e);
+        }
     }
 
     private const string RowShapes =

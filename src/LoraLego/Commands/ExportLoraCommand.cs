@@ -5,13 +5,22 @@ using LoraLego.Core.Formats;
 
 namespace LoraLego.Commands;
 
-[Cmdlet(VerbsData.Export, "Lora", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsData.Export, "Lora", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = AdapterSet)]
 [OutputType(typeof(LoraAdapter))]
 public sealed class ExportLoraCommand : LoraCmdlet
 {
-    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
+    private const string AdapterSet = "Adapter";
+    private const string OtherInputSet = "OtherInput";
+
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ParameterSetName = AdapterSet)]
     [ValidateNotNull]
     public LoraAdapter Adapter { get; set; } = null!;
+
+    /// <summary>Pipeline input of any other type, refused with an error that says what Export-Lora takes.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = OtherInputSet, DontShow = true)]
+    [AllowNull]
+    [AllowEmptyString]
+    public string? InputObject { get; set; }
 
     /// <summary>The adapter folder to write (created if missing).</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -29,9 +38,26 @@ public sealed class ExportLoraCommand : LoraCmdlet
 
     protected override void ProcessRecord()
     {
-        string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        if (ParameterSetName == OtherInputSet)
+        {
+            WriteWrongInput(InputObject, "a LoraAdapter (from Import-Lora, Merge-Lora or Join-Msu)");
+            return;
+        }
+        string folder;
+        try
+        {
+            folder = ResolveOutputPath(Path);
+        }
+        catch (LoraException e)
+        {
+            WriteLoraError(e);
+            return;
+        }
         Guard(folder, () =>
         {
+            // Checked before anything is written: an adapter that could not be read back, a path that cannot be written.
+            PeftAdapterWriter.Validate(Adapter, folder);
+            AtomicFile.CheckWritable(folder);
             if (File.Exists(folder))
                 throw new LoraException(LoraErrorKind.AlreadyExists, folder, "is a file; give a folder to write the adapter into");
             bool hasAdapter = File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ModelFileName))

@@ -1,4 +1,6 @@
 using System.Management.Automation;
+using LoraLego.Core;
+using LoraLego.Core.Formats;
 using LoraLego.Core.Mixture;
 
 namespace LoraLego.Commands;
@@ -24,9 +26,19 @@ public sealed class ExportLoraMixtureCommand : LoraCmdlet
 
     protected override void ProcessRecord()
     {
-        string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        string folder;
+        try
+        {
+            folder = ResolveOutputPath(Path);
+        }
+        catch (LoraException e)
+        {
+            WriteLoraError(e);
+            return;
+        }
         Guard(folder, () =>
         {
+            AtomicFile.CheckWritable(folder);
             if (!ShouldProcess(folder, $"Export LoRA mixture '{Mixture.Name}' ({Mixture.Experts.Count} experts, {Mixture.Gates.Count} gates)"))
                 return;
             WriteVerbose($"Writing {Mixture.Name} to {folder}: experts {string.Join(", ", Mixture.ExpertNames)}, {Mixture.GateParameterCount} gate parameters");

@@ -39,6 +39,8 @@ public sealed class ImportLoraCommand : LoraCmdlet
                     {
                         WriteVerbose($"Reading adapter from {resolved}");
                         var adapter = PeftAdapterReader.Read(resolved, Name);
+                        foreach (var warning in adapter.Config.Warnings)
+                            WriteWarning($"{System.IO.Path.Combine(adapter.Path!, PeftAdapterReader.ConfigFileName)}: {warning}");
                         WriteVerbose($"{adapter.Name}: {adapter.ModuleCount} modules, r {adapter.Rank}, alpha {adapter.Alpha}{(adapter.UseRsLora ? " (rsLoRA)" : "")}, {adapter.ParameterCount} parameters, {adapter.DType}");
                         WriteObject(adapter);
                     });

@@ -20,7 +20,7 @@ public sealed class InvokeBaseModelCommand : ModelCmdlet
             var rows = InputIds.Select(r => r.Select(t => (long)t).ToArray()).ToArray();
             WriteObject(WithAdapters(() => Model.Run(rows)));
         }
-        catch (LoraException e)
+        catch (Exception ex) when (IsLoraError(ex, Model.Path, out var e))
         {
             ThrowLoraError(e);
         }

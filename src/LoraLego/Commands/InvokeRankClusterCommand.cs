@@ -94,7 +94,7 @@ public sealed class InvokeRankClusterCommand : LoraCmdlet
             WriteVerbose($"{pool.ModuleKey}: {pool.Count} units -> k {cluster.K}, inertia {cluster.Inertia:G4}, {cluster.Iterations} iterations");
             WriteObject(cluster);
         }
-        catch (LoraException e)
+        catch (Exception ex) when (IsLoraError(ex, pool.ModuleKey, out var e))
         {
             WriteLoraError(e, pool.ModuleKey);
         }

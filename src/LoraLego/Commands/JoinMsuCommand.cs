@@ -29,7 +29,7 @@ public sealed class JoinMsuCommand : LoraCmdlet
             WriteVerbose($"{Name}: {_units.Count} units from {string.Join(", ", _units.Select(u => u.Adapter).Distinct())} joined into {adapter.ModuleCount} modules");
             WriteObject(adapter);
         }
-        catch (LoraException e)
+        catch (Exception ex) when (IsLoraError(ex, Name, out var e))
         {
             ThrowLoraError(e);
         }

@@ -31,7 +31,7 @@ public sealed class MeasureLoraModelCommand : ModelCmdlet
             WriteVerbose($"{result.Rows} rows, {result.Tokens} scored tokens ({result.SkippedRows} rows with none), loss {result.Loss:F4}, exact match {result.ExactMatch:F3}, {result.TokensPerSecond:F0} tokens/s");
             WriteObject(result);
         }
-        catch (LoraException e)
+        catch (Exception ex) when (IsLoraError(ex, path, out var e))
         {
             ThrowLoraError(e, path);
         }

@@ -13,6 +13,8 @@ public sealed class MergeLoraCommand : LoraCmdlet
 {
     private const string AdapterSet = "Adapter";
     private const string ClusterSet = "Cluster";
+    private const string OtherInputSet = "OtherInput";
+    private const string Takes = "LoraAdapter objects (from Import-Lora, or another merge) or RankCluster objects (from Invoke-RankCluster)";
 
     // Parameters that only the LoRA-LEGO method reads; naming one with another method is an error.
     private static readonly string[] LegoOnly = [nameof(Restarts), nameof(MaxIterations), nameof(Tolerance), nameof(ParameterReweight),
@@ -29,6 +31,12 @@ public sealed class MergeLoraCommand : LoraCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ClusterSet)]
     [ValidateNotNullOrEmpty]
     public RankCluster[] Cluster { get; set; } = [];
+
+    /// <summary>Pipeline input of any other type, refused with an error that says what Merge-Lora takes.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = OtherInputSet, DontShow = true)]
+    [AllowNull]
+    [AllowEmptyString]
+    public string? InputObject { get; set; }
 
     [Parameter]
     public LoraMergeMethod Method { get; set; } = LoraMergeMethod.Lego;
@@ -100,7 +108,9 @@ public sealed class MergeLoraCommand : LoraCmdlet
 
     protected override void ProcessRecord()
     {
-        if (ParameterSetName == ClusterSet)
+        if (ParameterSetName == OtherInputSet)
+            WriteWrongInput(InputObject, Takes);
+        else if (ParameterSetName == ClusterSet)
             _clusters.AddRange(Cluster);
         else
             _adapters.AddRange(Adapter);
@@ -108,6 +118,8 @@ public sealed class MergeLoraCommand : LoraCmdlet
 
     protected override void EndProcessing()
     {
+        if (ParameterSetName == OtherInputSet)
+            return;
         try
         {
             var named = ParameterSetName == ClusterSet
@@ -119,7 +131,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
             WriteVerbose($"{merged.Name}: {merged.ModuleCount} modules, {merged.ParameterCount} parameters");
             WriteObject(merged);
         }
-        catch (LoraException e)
+        catch (Exception ex) when (IsLoraError(ex, "Merge-Lora", out var e))
         {
             ThrowLoraError(e);
         }
@@ -141,6 +153,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
             throw new LoraException(LoraErrorKind.InvalidArgument, null,
                 $"-Weight has {Weight.Length} values for {_adapters.Count} adapters ({string.Join(", ", _adapters.Select(a => a.Name))}); give one per adapter, in pipeline order");
         var inputs = _adapters.Select((a, i) => new MergeInput(a, Weight?[i] ?? 1.0)).ToList();
+        WarnAboutModules(inputs);
         WriteVerbose($"Merging {string.Join(", ", inputs.Select(i => $"{i.Adapter.Name} (weight {i.Weight})"))} with {Method}");
         if (Method == LoraMergeMethod.Lego)
         {
@@ -162,6 +175,28 @@ public sealed class MergeLoraCommand : LoraCmdlet
             Progress = ReportProgress,
             CancellationToken = Cancellation,
         });
+    }
+
+    // Refuses a -Module filter that matches nothing (the merge would be an adapter without modules),
+    // and warns where the inputs share no module, or where -Rank asks Lego for more clusters than a module has units.
+    private void WarnAboutModules(IReadOnlyList<MergeInput> inputs)
+    {
+        var filter = new Core.Units.ModuleFilter(Module);
+        var keys = MergeInput.ModuleKeys(inputs).Where(filter.Matches).ToList();
+        if (keys.Count == 0)
+            throw new LoraException(LoraErrorKind.InvalidArgument, "-Module",
+                $"'{Module}' matches none of the modules of {string.Join(", ", inputs.Select(i => i.Adapter.Name).Distinct())} (such as '{MergeInput.ModuleKeys(inputs).FirstOrDefault()}'); the merge would have no modules",
+                errorId: "NoModuleMatches");
+        if (inputs.Select(i => i.Adapter.Name).Distinct().Count() > 1 && !keys.Any(k => inputs.All(i => i.Adapter.GetModule(k) is not null)))
+            WriteWarning($"{string.Join(", ", inputs.Select(i => i.Adapter.Name).Distinct())} have no module in common: each module of the merge comes from one adapter alone (were they trained on the same base model and target modules?)");
+        if (Method == LoraMergeMethod.Lego && Rank is { } k)
+        {
+            var units = keys.Select(key => inputs.Where(i => i.Weight != 0).Sum(i => i.Adapter.GetModule(key)?.Rank ?? 0)).ToList();
+            int fewer = units.Count(n => n < k);
+            if (fewer > 0)
+                WriteWarning($"-Rank {k} is more than the {units.Where(n => n < k).Max()} units of {(fewer == units.Count ? "every module" : $"{fewer} of {units.Count} modules")}: " +
+                    $"{(fewer == 1 ? "it keeps" : "they keep")} every unit as its own cluster (merged rank = unit count), as without -Rank");
+        }
     }
 
     private LoraAdapter MergeClusters()

@@ -9,7 +9,7 @@ namespace LoraLego.Commands;
 [OutputType(typeof(BaseModel))]
 public sealed class MountLoraCommand : LoraCmdlet
 {
-    private int _index;
+    private readonly List<LoraAdapter> _adapters = [];
 
     [Parameter(Mandatory = true)]
     [ValidateNotNull]
@@ -31,25 +31,28 @@ public sealed class MountLoraCommand : LoraCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecord() => _adapters.AddRange(Adapter);
+
+    // Attached once every adapter has arrived, so that -Weight is checked against their number before any is attached.
+    protected override void EndProcessing()
     {
-        foreach (var adapter in Adapter)
+        if (Weight is not null && Weight.Length != _adapters.Count)
+            ThrowLoraError(new LoraException(LoraErrorKind.InvalidArgument, "-Weight",
+                $"has {Weight.Length} values for {_adapters.Count} adapter{(_adapters.Count == 1 ? "" : "s")} ({string.Join(", ", _adapters.Select(a => a.Name))}); give one per adapter, in pipeline order; nothing was attached",
+                errorId: "WeightCount"));
+        for (int index = 0; index < _adapters.Count; index++)
         {
-            int index = _index++;
+            var adapter = _adapters[index];
+            double weight = Weight?[index] ?? 1.0;
             Guard(adapter.Name, () =>
             {
-                if (Weight is not null && index >= Weight.Length)
-                    throw new LoraException(LoraErrorKind.InvalidArgument, adapter.Name, $"-Weight has {Weight.Length} values but this is adapter {index + 1}; give one per adapter");
-                double weight = Weight?[index] ?? 1.0;
+                if (!double.IsFinite(weight))
+                    throw new LoraException(LoraErrorKind.InvalidArgument, "-Weight", $"{weight} for {adapter.Name} is not a finite number");
                 var mode = Merge ? AttachMode.Merged : AttachMode.Unmerged;
                 WriteVerbose($"Attaching {adapter.Name} x{weight} ({mode}) to {Model.Architecture} at {Model.Path}");
                 Model.Attach(adapter, weight, mode);
             });
         }
-    }
-
-    protected override void EndProcessing()
-    {
         if (PassThru)
             WriteObject(Model);
     }

@@ -40,6 +40,10 @@ public sealed class SplitMsuCommand : LoraCmdlet
             if (Weight is not null && Weight.Length != _adapters.Count)
                 throw new LoraException(LoraErrorKind.InvalidArgument, null, $"-Weight has {Weight.Length} values for {_adapters.Count} adapters; give one per adapter, in pipeline order");
             var inputs = _adapters.Select((a, i) => new MergeInput(a, Weight?[i] ?? 1.0)).ToList();
+            if (Module is not null && !MergeInput.ModuleKeys(inputs).Any(new ModuleFilter(Module).Matches))
+                throw new LoraException(LoraErrorKind.InvalidArgument, "-Module",
+                    $"'{Module}' matches none of the modules of {string.Join(", ", _adapters.Select(a => a.Name).Distinct())} (such as '{MergeInput.ModuleKeys(inputs).FirstOrDefault()}')",
+                    errorId: "NoModuleMatches");
             int modules = 0;
             foreach (var pool in MsuSplitter.Pools(inputs, Module))
             {
@@ -48,10 +52,8 @@ public sealed class SplitMsuCommand : LoraCmdlet
                 WriteObject(pool.Units, enumerateCollection: true);
                 modules++;
             }
-            if (modules == 0 && Module is not null)
-                WriteWarning($"no module matches '{Module}'");
         }
-        catch (LoraException e)
+        catch (Exception ex) when (IsLoraError(ex, "Split-Msu", out var e))
         {
             ThrowLoraError(e);
         }
