@@ -24,6 +24,9 @@ public static class PeftAdapterWriter
         var config = BuildConfig(adapter);
         var items = BuildItems(adapter, dtype);
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        // A record that code added to the config after the adapter was built still goes to the header, not to PEFT.
+        if ((adapter.Provenance ?? adapter.Config.Json[Provenance.LegacyConfigKey] as JsonObject) is { } record)
+            metadata[Provenance.MetadataKey] = Provenance.Serialize(record);
         void Fill(string dir)
         {
             SafetensorsWriter.Write(System.IO.Path.Combine(dir, PeftAdapterReader.ModelFileName), items, metadata, cancellationToken);
@@ -59,6 +62,7 @@ public static class PeftAdapterWriter
             return AdapterConfigDescription.Describe(adapter.Config.Json, adapter.Modules, adapter.Config.UseRsLora);
         var config = (JsonObject)adapter.Config.Json.DeepClone();
         config["peft_type"] = "LORA";
+        config.Remove(Provenance.LegacyConfigKey);
         return config;
     }
 }
