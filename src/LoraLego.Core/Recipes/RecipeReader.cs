@@ -216,7 +216,7 @@ public sealed class RecipeReader
         if (integer && value != Math.Floor(value))
             throw Error(node, $"{what} {scalar.Value} must be a whole number");
         if (value < min || value > max)
-            throw Error(node, $"{what} {scalar.Value} is outside [{min}, {max}]");
+            throw Error(node, double.IsInfinity(max) ? $"{what} {scalar.Value} must be at least {min}" : $"{what} {scalar.Value} is outside [{min}, {max}]");
         return value;
     }
 
