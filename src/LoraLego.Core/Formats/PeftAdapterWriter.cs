@@ -42,6 +42,19 @@ public static class PeftAdapterWriter
             AtomicFile.CreateDirectory(folder, Fill);
     }
 
+    /// <summary>Refuses a folder that is a file, or that already holds an adapter unless <paramref name="force"/>.</summary>
+    /// <param name="target">What the error names: the folder, or the place that asked for it (a recipe's file:line:column).</param>
+    public static void CheckDestination(string folder, bool force, string? target = null)
+    {
+        string what = target is null ? "" : $"'{folder}' ";
+        if (File.Exists(folder))
+            throw new LoraException(LoraErrorKind.AlreadyExists, target ?? folder, what + "is a file; give a folder to write the adapter into");
+        bool holdsAdapter = File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ModelFileName))
+            || File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ConfigFileName));
+        if (holdsAdapter && !force)
+            throw new LoraException(LoraErrorKind.AlreadyExists, target ?? folder, what + "already holds an adapter; use -Force to replace it");
+    }
+
     public static IReadOnlyList<SafetensorsWriteItem> BuildItems(LoraAdapter adapter, SafetensorsDType? dtype)
     {
         var items = new List<SafetensorsWriteItem>();

@@ -115,10 +115,6 @@ public sealed class RecipePlan
     {
         if (!outputs.Add(folder))
             throw new LoraException(LoraErrorKind.InvalidData, document.OutputPosition, $"an earlier document already writes '{folder}'");
-        if (File.Exists(folder))
-            throw new LoraException(LoraErrorKind.AlreadyExists, document.OutputPosition, $"'{folder}' is a file; the output is a folder");
-        bool holdsAdapter = File.Exists(Path.Combine(folder, PeftAdapterReader.ModelFileName)) || File.Exists(Path.Combine(folder, PeftAdapterReader.ConfigFileName));
-        if (holdsAdapter && !force)
-            throw new LoraException(LoraErrorKind.AlreadyExists, document.OutputPosition, $"'{folder}' already holds an adapter; use -Force to replace it");
+        PeftAdapterWriter.CheckDestination(folder, force, document.OutputPosition);
     }
 }
