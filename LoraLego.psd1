@@ -12,7 +12,7 @@
     ScriptsToProcess  = @('build/Assert-LoraLegoBuilt.ps1')
     CmdletsToExport   = @(
         'Import-Lora', 'Export-Lora',
-        'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora', 'Optimize-LoraMerge',
+        'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora', 'Optimize-LoraMerge', 'Invoke-LoraRecipe', 'ConvertTo-LoraRecipe',
         'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
         'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'
     )

@@ -53,7 +53,7 @@ Describe 'Merge-Lora -Method Lego' {
         $back = $merged | Export-Lora TestDrive:/lego -PassThru
         $merged.Name | Should -Be 'abc'
         $merged.Rank, $back.Rank | Should -Be 8, 8
-        $recorded = $merged.Config.Json['loralego'].ToJsonString()
+        $recorded = $merged.Provenance.ToJsonString()
         $recorded | Should -BeLike '*"parameter_reweight":true*'
         $recorded | Should -BeLike '*"k":8*'
         Get-DeltaDifference $back $merged | Should -BeLessThan 1e-6

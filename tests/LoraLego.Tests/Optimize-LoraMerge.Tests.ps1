@@ -17,7 +17,7 @@ Describe 'Optimize-LoraMerge' {
         $best.Name | Should -Be 'optimized'
         $best.SearchHistory.Count | Should -Be 3
         $best.SearchHistory.Where{ $_.IsBest }[-1].Stage | Should -BeIn 'start', 'weights', 'module scales'
-        $best.Config.Json['loralego']['method'].GetValue[string]() | Should -Be 'optimize'
+        $best.Provenance['method'].GetValue[string]() | Should -Be 'optimize'
         $model.Adapters.Count | Should -Be 0
         $table = $best.SearchHistory | Out-String -Width 250
         $table | Should -BeLike '*ValidLoss*'

@@ -21,6 +21,7 @@ public static class AdapterConfigDescription
     public static JsonObject Describe(JsonObject template, IReadOnlyList<LoraModule> modules, bool useRsLora)
     {
         var config = (JsonObject)template.DeepClone();
+        config.Remove(Provenance.LegacyConfigKey);
         config["peft_type"] = "LORA";
         config["use_rslora"] = useRsLora;
         var wanted = modules.Select(m => (m.Key, m.Rank, Alpha: AlphaFor(m, useRsLora))).ToList();

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using LoraLego.Core.Formats;
 
 namespace LoraLego.Core.Adapters;
@@ -10,9 +11,12 @@ public sealed class LoraAdapter
 {
     private readonly Dictionary<string, LoraModule> _byKey;
 
-    public LoraAdapter(string name, string? path, string format, AdapterConfig config, IReadOnlyList<LoraModule> modules, IReadOnlyList<LoraTensor>? extraTensors = null)
+    /// <param name="provenance">Where the adapter came from (<see cref="Adapters.Provenance"/>); a record still inside the config is moved here.</param>
+    public LoraAdapter(string name, string? path, string format, AdapterConfig config, IReadOnlyList<LoraModule> modules, IReadOnlyList<LoraTensor>? extraTensors = null,
+        JsonObject? provenance = null)
     {
         Name = name;
+        Provenance = Adapters.Provenance.TakeFromConfig(config.Json) ?? provenance;
         Path = path;
         Format = format;
         Config = config;
@@ -30,6 +34,15 @@ public sealed class LoraAdapter
     public string? Path { get; }
 
     public string Format { get; }
+
+    /// <summary>
+    /// The record of the merge that made this adapter (method, inputs, options; see <see cref="Adapters.Provenance"/>),
+    /// null for a trained adapter. Mutable so that later steps (a tuning search) can add to it before export.
+    /// </summary>
+    public JsonObject? Provenance { get; }
+
+    /// <summary>The recipe text that made this adapter, when a recipe did.</summary>
+    public string? Recipe => Provenance?["recipe"] is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
 
     public AdapterConfig Config { get; }
 
@@ -61,11 +74,16 @@ public sealed class LoraAdapter
     /// An adapter computed in memory (a merge, a join): its config is <paramref name="template"/>'s
     /// (unknown fields kept, e.g. base_model_name_or_path, task_type) rewritten to describe the modules.
     /// </summary>
-    public static LoraAdapter Create(string name, AdapterConfig template, IReadOnlyList<LoraModule> modules)
+    /// <param name="provenance">The record of the computation, written to the export's __metadata__.</param>
+    public static LoraAdapter Create(string name, AdapterConfig template, IReadOnlyList<LoraModule> modules, JsonObject? provenance = null)
     {
         var json = AdapterConfigDescription.Describe(template.Json, modules, useRsLora: false);
-        return new LoraAdapter(name, null, "PEFT", new AdapterConfig(json), modules);
+        return new LoraAdapter(name, null, "PEFT", new AdapterConfig(json), modules, provenance: provenance);
     }
+
+    /// <summary>The same adapter with only the modules <paramref name="keep"/> accepts: a view for merging part of it.</summary>
+    public LoraAdapter WithModules(Func<string, bool> keep) =>
+        new(Name, Path, Format, Config, Modules.Where(m => keep(m.Key)).ToList(), ExtraTensors, Provenance);
 
     public LoraModule? GetModule(string key) => _byKey.GetValueOrDefault(key);
 

@@ -58,7 +58,7 @@ public static partial class PeftAdapterReader
             throw new LoraException(LoraErrorKind.InvalidData, modelFile, "no lora_A/lora_B weights in this file");
         var extras = file.Entries.Where(e => !FactorKey().IsMatch(e.Name)).Select(e => LoraTensor.FromFile(file, e)).ToList();
         string adapterName = name ?? new DirectoryInfo(folder).Name;
-        return new LoraAdapter(adapterName, folder, "PEFT", config, modules, extras);
+        return new LoraAdapter(adapterName, folder, "PEFT", config, modules, extras, Provenance.FromMetadata(file.Metadata, modelFile));
     }
 
     private static LoraException DoraRefusal(string path) => new(LoraErrorKind.Unsupported, path,

@@ -26,6 +26,9 @@ public static class PeftAdapterWriter
         AtomicFile.CheckWritable(folder);
         var items = BuildItems(adapter, dtype);
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        // A record that code added to the config after the adapter was built still goes to the header, not to PEFT.
+        if ((adapter.Provenance ?? adapter.Config.Json[Provenance.LegacyConfigKey] as JsonObject) is { } record)
+            metadata[Provenance.MetadataKey] = Provenance.Serialize(record);
         void Fill(string dir)
         {
             SafetensorsWriter.Write(System.IO.Path.Combine(dir, PeftAdapterReader.ModelFileName), items, metadata, cancellationToken);
@@ -87,6 +90,19 @@ public static class PeftAdapterWriter
         return config;
     }
 
+    /// <summary>Refuses a folder that is a file, or that already holds an adapter unless <paramref name="force"/>.</summary>
+    /// <param name="target">What the error names: the folder, or the place that asked for it (a recipe's file:line:column).</param>
+    public static void CheckDestination(string folder, bool force, string? target = null)
+    {
+        string what = target is null ? "" : $"'{folder}' ";
+        if (File.Exists(folder))
+            throw new LoraException(LoraErrorKind.AlreadyExists, target ?? folder, what + "is a file; give a folder to write the adapter into");
+        bool holdsAdapter = File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ModelFileName))
+            || File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ConfigFileName));
+        if (holdsAdapter && !force)
+            throw new LoraException(LoraErrorKind.AlreadyExists, target ?? folder, what + "already holds an adapter; use -Force to replace it");
+    }
+
     public static IReadOnlyList<SafetensorsWriteItem> BuildItems(LoraAdapter adapter, SafetensorsDType? dtype)
     {
         var items = new List<SafetensorsWriteItem>();
@@ -107,6 +123,7 @@ public static class PeftAdapterWriter
             return AdapterConfigDescription.Describe(adapter.Config.Json, adapter.Modules, adapter.Config.UseRsLora);
         var config = (JsonObject)adapter.Config.Json.DeepClone();
         config["peft_type"] = "LORA";
+        config.Remove(Provenance.LegacyConfigKey);
         return config;
     }
 }

@@ -12,8 +12,8 @@ internal static class FactorwiseMerge
     public static MergedFactors Merge(ModuleInputs inputs, TaskCombiner combiner, Generator? random)
     {
         var factors = inputs.Members.Select(m => Math.Sqrt(m.Weight * m.Scaling)).ToList();
-        var a = combiner.Combine(inputs.As, factors, random);
-        var b = combiner.Combine(inputs.Bs, factors, random);
+        var a = combiner.Combine(inputs.As, factors, inputs.Densities, random);
+        var b = combiner.Combine(inputs.Bs, factors, inputs.Densities, random);
         return new MergedFactors(a, b);
     }
 }

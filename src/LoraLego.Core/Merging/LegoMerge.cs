@@ -75,7 +75,7 @@ public static class LegoMerge
         int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
         var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter)
             .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
-        var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)new JsonObject { ["adapter"] = i.Adapter.Name, ["weight"] = i.Weight }).ToArray()));
+        var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
         return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, inputs.Count, verbose, progress, cancellationToken);
     }
 
@@ -168,11 +168,10 @@ public static class LegoMerge
             modules.Add(BuildModule(cluster, options, verbose, adapterCount));
             cancellationToken.ThrowIfCancellationRequested();
         }
-        var json = (JsonObject)template.Json.DeepClone();
-        json["loralego"] = record;
-        return LoraAdapter.Create(name, new AdapterConfig(json), modules);
+        return LoraAdapter.Create(name, template, modules, record);
     }
 
+    // The merged adapter's provenance (Provenance.MetadataKey in the export's header).
     private static JsonObject Record(LegoOptions options, JsonArray inputs) => new()
     {
         ["method"] = "lego",

@@ -2,7 +2,7 @@ using LoraLego.Core.Clustering;
 
 namespace LoraLego.Core.Merging;
 
-/// <summary>The choices of a LoRA-LEGO merge; every one is recorded in the merged adapter's config under "loralego".</summary>
+/// <summary>The choices of a LoRA-LEGO merge; every one is recorded in the merged adapter's provenance (<see cref="Adapters.Provenance"/>).</summary>
 public sealed record LegoOptions
 {
     public RankClusterOptions Clustering { get; init; } = new();

@@ -4,7 +4,9 @@ using LoraLego.Core.Formats;
 namespace LoraLego.Core.Merging;
 
 /// <summary>One adapter taking part in a merge, with the user's weight for it.</summary>
-public sealed record MergeInput(LoraAdapter Adapter, double Weight = 1.0)
+/// <param name="Density">This adapter's density for the trimming methods (as mergekit's per-model density);
+/// null takes <see cref="MergeOptions.Density"/>, the one density of PEFT's merges.</param>
+public sealed record MergeInput(LoraAdapter Adapter, double Weight = 1.0, double? Density = null)
 {
     /// <summary>
     /// The dtype a merge of <paramref name="inputs"/> keeps its factors in: half precision when every

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace LoraLego.Core.Merging;
 
 /// <summary>One adapter's factors for the module being merged, loaded as float32 on the compute device.</summary>
-internal sealed record ModuleMember(string AdapterName, double Weight, double Scaling, Tensor A, Tensor B)
+internal sealed record ModuleMember(string AdapterName, double Weight, double Density, double Scaling, Tensor A, Tensor B)
 {
     public long Rank => A.shape[0];
 
@@ -42,7 +42,10 @@ internal sealed class ModuleInputs : IDisposable
 
     public IReadOnlyList<Tensor> Bs => Members.Select(m => m.B).ToList();
 
-    public static ModuleInputs Load(string key, IReadOnlyList<MergeInput> inputs, Device device)
+    public IReadOnlyList<double> Densities => Members.Select(m => m.Density).ToList();
+
+    /// <param name="density">The density of inputs that name none of their own.</param>
+    public static ModuleInputs Load(string key, IReadOnlyList<MergeInput> inputs, double density, Device device)
     {
         var members = new List<ModuleMember>();
         bool fanInFanOut = false;
@@ -52,7 +55,7 @@ internal sealed class ModuleInputs : IDisposable
                 continue;
             if (members.Count == 0)
                 fanInFanOut = module.FanInFanOut;
-            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, module.Scaling, module.A.LoadFloat32(device), module.B.LoadFloat32(device)));
+            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module.Scaling, module.A.LoadFloat32(device), module.B.LoadFloat32(device)));
         }
         return new ModuleInputs(key, members, fanInFanOut);
     }

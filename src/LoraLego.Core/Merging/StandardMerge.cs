@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Compute;
 using static TorchSharp.torch;
@@ -74,12 +75,39 @@ public static class StandardMerge
                 continue;
             }
             using var scope = NewDisposeScope();
-            using var module = ModuleInputs.Load(key, inputs, device);
+            using var module = ModuleInputs.Load(key, inputs, options.Density ?? 1, device);
             using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
             var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
             merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs));
         }
-        return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged);
+        return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged, Record(inputs, method, options, rank, seed, recipe));
+    }
+
+    // The merged adapter's provenance (Provenance.MetadataKey in the export's header): what PEFT would be called with.
+    private static JsonObject Record(IReadOnlyList<MergeInput> inputs, MergeMethod method, MergeOptions options, int rank, long seed, MergeRecipe recipe)
+    {
+        var record = new JsonObject
+        {
+            ["method"] = method.PeftName(),
+            ["inputs"] = new JsonArray(inputs.Select(i =>
+            {
+                var input = Provenance.Input(i.Adapter, i.Weight);
+                if (i.Density is { } density)
+                    input["density"] = density;
+                return (JsonNode)input;
+            }).ToArray()),
+        };
+        if (recipe.Form != MergeForm.Concatenate && method != MergeMethod.Linear)
+            record["rank"] = rank;
+        if (options.Density is { } d)
+            record["density"] = d;
+        if (recipe.ElectsSign)
+            record["majority_sign_method"] = (options.MajoritySign ?? MajoritySign.Total).ToString().ToLowerInvariant();
+        if (options.Clamp is { } c)
+            record["clamp"] = c;
+        if (recipe.Trimming == Trimming.RandomDrop)
+            record["seed"] = seed;
+        return record;
     }
 
     private static MergedFactors MergeModule(ModuleInputs module, MergeMethod method, MergeRecipe recipe, TaskCombiner combiner,
@@ -111,7 +139,8 @@ public static class StandardMerge
         _ => $"{method.PeftName()}: on the dense updates, truncated SVD to rank {rank}",
     };
 
-    private static void Validate(IReadOnlyList<MergeInput> inputs, MergeMethod method, MergeOptions options)
+    /// <summary>Refuses options <paramref name="method"/> does not take, before anything is read (recipes check every document with it before running one).</summary>
+    internal static void Validate(IReadOnlyList<MergeInput> inputs, MergeMethod method, MergeOptions options)
     {
         if (inputs.Count == 0)
             throw Invalid("a merge needs at least one adapter");
@@ -121,11 +150,11 @@ public static class StandardMerge
         string name = method.PeftName();
         if (recipe.Form == MergeForm.Factorwise && inputs.FirstOrDefault(i => i.Weight < 0) is { } negative)
             throw Invalid($"'{name}' scales each adapter's A and B by sqrt(weight * scaling), which a negative weight ('{negative.Adapter.Name}': {negative.Weight}) does not have; use cat or an svd method to subtract an adapter");
-        if (recipe.NeedsDensity && options.Density is not { } density)
-            throw Invalid($"'{name}' needs a density (the fraction of entries kept)");
-        if (!recipe.NeedsDensity && options.Density is not null)
+        if (recipe.NeedsDensity && options.Density is null && inputs.FirstOrDefault(i => i.Density is null) is { } without)
+            throw Invalid($"'{name}' needs a density (the fraction of entries kept){(inputs.Any(i => i.Density is not null) ? $", which '{without.Adapter.Name}' lacks" : "")}");
+        if (!recipe.NeedsDensity && (options.Density is not null || inputs.Any(i => i.Density is not null)))
             throw Invalid($"'{name}' does not trim entries; density applies to ties, dare and magnitude_prune methods");
-        if (options.Density is { } d && !(d > 0 && d <= 1))
+        foreach (var d in inputs.Select(i => i.Density).Append(options.Density).OfType<double>().Where(d => !(d > 0 && d <= 1)))
             throw Invalid($"density {d} is outside (0, 1]");
         if (options.MajoritySign is not null && !recipe.ElectsSign)
             throw Invalid($"'{name}' elects no signs; the majority sign method applies to ties and dare_ties methods");

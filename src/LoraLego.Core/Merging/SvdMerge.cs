@@ -16,7 +16,7 @@ internal static class SvdMerge
     {
         using var scope = NewDisposeScope();
         var deltas = inputs.Members.Select(m => m.Delta()).ToList();
-        var combined = combiner.Combine(deltas, CombinationWeights(inputs), random);
+        var combined = combiner.Combine(deltas, CombinationWeights(inputs), inputs.Densities, random);
         var factors = TruncatedSvd.OfDense(combined, rank, clamp);
         return new MergedFactors(factors.A.MoveToOuterDisposeScope(), factors.B.MoveToOuterDisposeScope());
     }

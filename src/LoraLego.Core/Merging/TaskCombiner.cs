@@ -7,20 +7,21 @@ namespace LoraLego.Core.Merging;
 /// drop, or not), weight, then sum, or with sign election average the agreeing entries. task_arithmetic,
 /// magnitude_prune, ties, dare_linear and dare_ties are its five settings.
 /// </summary>
-internal sealed class TaskCombiner(Trimming trimming, double density, MajoritySign? election)
+internal sealed class TaskCombiner(Trimming trimming, MajoritySign? election)
 {
     public static TaskCombiner For(MergeRecipe recipe, MergeOptions options) =>
-        new(recipe.Trimming, options.Density ?? 1, recipe.ElectsSign ? options.MajoritySign ?? MajoritySign.Total : null);
+        new(recipe.Trimming, recipe.ElectsSign ? options.MajoritySign ?? MajoritySign.Total : null);
 
     public bool IsWeightedSum => trimming == Trimming.None && election is null;
 
     /// <param name="tasks">Same-shaped tensors, one per adapter.</param>
     /// <param name="weights">One per task, applied after trimming and sign election.</param>
+    /// <param name="densities">One per task: the fraction of its entries trimming keeps.</param>
     /// <param name="random">Draws the DARE drops; unused by the other trimmings.</param>
-    public Tensor Combine(IReadOnlyList<Tensor> tasks, IReadOnlyList<double> weights, Generator? random)
+    public Tensor Combine(IReadOnlyList<Tensor> tasks, IReadOnlyList<double> weights, IReadOnlyList<double> densities, Generator? random)
     {
         using var scope = NewDisposeScope();
-        var stacked = stack(tasks.Select(t => Trim(t, random)), 0);
+        var stacked = stack(tasks.Select((t, i) => Trim(t, densities[i], random)), 0);
         var shape = new long[stacked.dim()];
         Array.Fill(shape, 1L);
         shape[0] = weights.Count;
@@ -32,7 +33,7 @@ internal sealed class TaskCombiner(Trimming trimming, double density, MajoritySi
         return combined.MoveToOuterDisposeScope();
     }
 
-    private Tensor Trim(Tensor task, Generator? random) => trimming switch
+    private Tensor Trim(Tensor task, double density, Generator? random) => trimming switch
     {
         Trimming.Magnitude => MagnitudeTrim.Apply(task, density),
         Trimming.RandomDrop => RandomDrop.Apply(task, density, random ?? throw new InvalidOperationException("random drop needs a generator")),

@@ -58,12 +58,7 @@ public sealed class ExportLoraCommand : LoraCmdlet
             // Checked before anything is written: an adapter that could not be read back, a path that cannot be written.
             PeftAdapterWriter.Validate(Adapter, folder);
             AtomicFile.CheckWritable(folder);
-            if (File.Exists(folder))
-                throw new LoraException(LoraErrorKind.AlreadyExists, folder, "is a file; give a folder to write the adapter into");
-            bool hasAdapter = File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ModelFileName))
-                || File.Exists(System.IO.Path.Combine(folder, PeftAdapterReader.ConfigFileName));
-            if (hasAdapter && !Force)
-                throw new LoraException(LoraErrorKind.AlreadyExists, folder, "already holds an adapter; use -Force to replace it");
+            PeftAdapterWriter.CheckDestination(folder, Force);
             if (!ShouldProcess(folder, $"Export LoRA adapter '{Adapter.Name}' ({Adapter.ModuleCount} modules, {DType})"))
                 return;
             WriteVerbose($"Writing {Adapter.Name} to {folder} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");

@@ -68,9 +68,9 @@ public sealed class MergeSearchTests : IDisposable
             double startLoss = LossOn(CandidateMerger.Merge(start.Candidate, _adapters, "start", 0, default), data);
             Assert.True(resultLoss <= startLoss + 1e-6, $"result {resultLoss} is worse than the start {start.Settings} at {startLoss}");
         }
-        Assert.Equal("optimize", result.Adapter.Config.Json["loralego"]!["method"]!.GetValue<string>());
+        Assert.Equal("optimize", result.Adapter.Provenance!["method"]!.GetValue<string>());
         Assert.Equal(result.Best.MethodName.ToLowerInvariant() == "lego" ? "lego" : result.Best.Method!.Value.PeftName(),
-            result.Adapter.Config.Json["loralego"]!["choice"]!["method"]!.GetValue<string>());
+            result.Adapter.Provenance!["choice"]!["method"]!.GetValue<string>());
     }
 
     [Fact]
@@ -92,7 +92,7 @@ public sealed class MergeSearchTests : IDisposable
         Assert.Equal(["start", "settings", "module scales"], result.History.Select(s => s.Stage));
         Assert.Equal(8, result.History[1].Candidate.Lego.Clustering.K);
         Assert.All(result.History, s => Assert.Null(s.Candidate.Method));
-        var record = result.Adapter.Config.Json["loralego"]!;
+        var record = result.Adapter.Provenance!;
         Assert.Equal("optimize", record["method"]!.GetValue<string>());
         Assert.Equal("lego", record["merge"]!["method"]!.GetValue<string>());
         Assert.Equal("lego", record["choice"]!["method"]!.GetValue<string>());
@@ -108,7 +108,7 @@ public sealed class MergeSearchTests : IDisposable
         Assert.True(result.Cancelled);
         Assert.Equal(2, result.History.Count);
         Assert.Equal(result.History.Where(s => s.IsBest).Last().Candidate, result.Best);
-        Assert.True(result.Adapter.Config.Json["loralego"]!["cancelled"]!.GetValue<bool>());
+        Assert.True(result.Adapter.Provenance!["cancelled"]!.GetValue<bool>());
     }
 
     [Fact]

@@ -25,6 +25,15 @@ public static class SafetensorsBytes
         return result;
     }
 
+    /// <summary>The header's __metadata__ (string values), empty when it has none.</summary>
+    public static Dictionary<string, string> Metadata(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        int n = (int)BitConverter.ToUInt64(bytes, 0);
+        var header = JsonNode.Parse(bytes.AsSpan(8, n))!.AsObject();
+        return header["__metadata__"] is JsonObject metadata ? metadata.ToDictionary(p => p.Key, p => p.Value!.GetValue<string>()) : [];
+    }
+
     /// <summary>Whether two files hold the same tensors, byte for byte (names, and each tensor's bytes).</summary>
     public static bool SameTensors(string path, string other)
     {

@@ -191,13 +191,9 @@ public static class MergeSearch
                 ["epochs"] = options.Epochs,
                 ["learning_rate"] = options.LearningRate,
             };
-            if (json["loralego"] is JsonObject merge)
-            {
-                json.Remove("loralego");
-                record["merge"] = merge;
-            }
-            json["loralego"] = record;
-            var adapter = LoraAdapter.Create(options.Name, new AdapterConfig(json), _bestAdapter.Modules);
+            if (_bestAdapter.Provenance is { } merge)
+                record["merge"] = merge.DeepClone();
+            var adapter = LoraAdapter.Create(options.Name, new AdapterConfig(json), _bestAdapter.Modules, record);
             return new MergeSearchResult(adapter, best.Candidate, best.Score, _start, _history, cancelled);
         }
     }

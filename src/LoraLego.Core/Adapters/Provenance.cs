@@ -1,0 +1,68 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LoraLego.Core.Formats;
+
+namespace LoraLego.Core.Adapters;
+
+/// <summary>
+/// Where a computed adapter came from: one JSON record (method, inputs with names, paths and hashes, the options,
+/// and the recipe when one ran it), stored as one string in the safetensors header's __metadata__ under
+/// <see cref="MetadataKey"/>. Kept out of adapter_config.json because PEFT warns about every key it does not know.
+/// </summary>
+public static class Provenance
+{
+    /// <summary>The __metadata__ key of the record (safetensors metadata values are strings: the record is JSON text).</summary>
+    public const string MetadataKey = "loralego.provenance";
+
+    /// <summary>Where LoraLego 0.x kept the record, inside adapter_config.json; read and moved, never written.</summary>
+    public const string LegacyConfigKey = "loralego";
+
+    /// <summary>One input of a merge as the record names it: name, weight, and the file it was read from with its SHA-256.</summary>
+    public static JsonObject Input(LoraAdapter adapter, double? weight)
+    {
+        var input = new JsonObject { ["adapter"] = adapter.Name };
+        if (weight is { } w)
+            input["weight"] = w;
+        if (adapter.Path is { } folder && File.Exists(Path.Combine(folder, PeftAdapterReader.ModelFileName)))
+        {
+            input["path"] = folder;
+            input["sha256"] = Sha256(Path.Combine(folder, PeftAdapterReader.ModelFileName));
+        }
+        return input;
+    }
+
+    /// <summary>The record as the header stores it.</summary>
+    public static string Serialize(JsonObject record) => record.ToJsonString();
+
+    /// <summary>The record of a file's metadata, or null; a value that is not a JSON object is reported as invalid data.</summary>
+    public static JsonObject? FromMetadata(IReadOnlyDictionary<string, string> metadata, string path)
+    {
+        if (!metadata.TryGetValue(MetadataKey, out var text))
+            return null;
+        try
+        {
+            return JsonNode.Parse(text) as JsonObject
+                ?? throw new LoraException(LoraErrorKind.InvalidData, path, $"__metadata__ '{MetadataKey}' is not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new LoraException(LoraErrorKind.InvalidData, path, $"__metadata__ '{MetadataKey}' is not valid JSON ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Removes a record left in a config (by older versions, or by code that still writes it there) and returns it.</summary>
+    public static JsonObject? TakeFromConfig(JsonObject config)
+    {
+        if (config[LegacyConfigKey] is not JsonObject record)
+            return null;
+        config.Remove(LegacyConfigKey);
+        return record;
+    }
+
+    private static string Sha256(string file)
+    {
+        using var stream = File.OpenRead(file);
+        return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+    }
+}
