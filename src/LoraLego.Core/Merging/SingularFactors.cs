@@ -6,12 +6,12 @@ namespace LoraLego.Core.Merging;
 /// A thin SVD of an update, float64: Left (out x n, orthonormal columns), Values (n, descending) and Right
 /// (n x in, orthonormal rows), so the update is Left diag(Values) Right.
 /// </summary>
-internal readonly record struct SingularFactors(Tensor Left, Tensor Values, Tensor Right)
+public readonly record struct SingularFactors(Tensor Left, Tensor Values, Tensor Right)
 {
     /// <summary>The singular values, largest first.</summary>
     public double[] ToArray() => Values.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
 
     /// <summary>The best rank-<paramref name="k"/> factors, U*S as B and Vh as A, in <paramref name="dtype"/>.</summary>
-    public MergedFactors Truncate(int k, ScalarType dtype) =>
-        new(Right[..k, ..].to(dtype), Left[.., ..k].mul(Values[..k]).to(dtype));
+    public (Tensor A, Tensor B) Truncate(int k, ScalarType dtype) =>
+        (Right[..k, ..].to(dtype), Left[.., ..k].mul(Values[..k]).to(dtype));
 }

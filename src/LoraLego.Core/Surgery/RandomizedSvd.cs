@@ -9,7 +9,7 @@ namespace LoraLego.Core.Surgery;
 /// the small projected matrix. Built from matmul and QR because TorchSharp 0.107 has no svd_lowrank. Cost
 /// O(out * in * (k + oversampling) * (2 q + 2)) against O(out * in * min(out, in)) for the dense SVD.
 /// </summary>
-internal static class RandomizedSvd
+public static class RandomizedSvd
 {
     /// <summary>
     /// The first <paramref name="rank"/> + <paramref name="oversampling"/> singular triplets of <paramref name="matrix"/>
