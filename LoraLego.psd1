@@ -11,7 +11,7 @@
     FormatsToProcess  = @('src/LoraLego/LoraLego.format.ps1xml')
     ScriptsToProcess  = @('build/Assert-LoraLegoBuilt.ps1')
     CmdletsToExport   = @(
-        'Import-Lora', 'Export-Lora',
+        'Import-Lora', 'Export-Lora', 'Resize-Lora', 'New-LoraFromModel', 'Export-BaseModel',
         'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',
         'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
         'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'

@@ -21,7 +21,7 @@ public static class BaseModelWriter
     private static readonly string[] WeightPatterns = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.gguf", "*.index.json"];
 
     /// <param name="dtype">Element type of the floating-point tensors; null keeps each tensor's file dtype.</param>
-    /// <param name="replace">Replace an existing folder whole (else a non-empty folder is an error).</param>
+    /// <param name="replace">Replace a folder that holds a model whole (else it is an error); a folder holding other files is never replaced.</param>
     /// <param name="progress">Told each tensor as it is written.</param>
     /// <param name="cancellationToken">Checked between tensors: a cancelled export leaves nothing behind.</param>
     /// <returns>The written weight files, in order.</returns>
@@ -40,8 +40,13 @@ public static class BaseModelWriter
             throw new LoraException(LoraErrorKind.InvalidArgument, folder, "is the model's own folder, whose files the model is reading; export to another folder");
         if (File.Exists(folder))
             throw new LoraException(LoraErrorKind.AlreadyExists, folder, "is a file; give a folder to write the model into");
-        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any() && !replace)
-            throw new LoraException(LoraErrorKind.AlreadyExists, folder, "is not empty; use -Force to replace it");
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+        {
+            if (!File.Exists(Path.Combine(folder, "config.json")))
+                throw new LoraException(LoraErrorKind.AlreadyExists, folder, "holds files that are not a model; give an empty or new folder");
+            if (!replace)
+                throw new LoraException(LoraErrorKind.AlreadyExists, folder, "already holds a model; use -Force to replace it");
+        }
 
         var entries = model.Weights.Entries.ToList();
         var items = entries.Select((e, i) => new SafetensorsWriteItem(e.Name, dtype is { } t && e.DType.IsFloating() ? t : e.DType, e.Shape, () =>
