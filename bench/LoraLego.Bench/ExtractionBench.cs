@@ -63,8 +63,8 @@ public static class ExtractionBench
         return new ExtractionRunResult(method, DeviceSelector.Resolve(device).type.ToString(), energies.Count, sw.Elapsed.TotalSeconds, PeakMemory.Bytes(), energies.Average());
     }
 
-    public static ExtractionRunResult RunIsolated(string method, string fineTuned, string basePath, int rank, ComputeDevice device) =>
-        ChildRun.Json<ExtractionRunResult>(method, ["extract-once", method, fineTuned, basePath, rank.ToString(), device.ToString()]);
+    public static ExtractionRunResult RunIsolated(string method, string fineTuned, string basePath, int rank, ComputeDevice device, int threads) =>
+        ChildRun.Json<ExtractionRunResult>(method, ["extract-once", method, fineTuned, basePath, rank.ToString(), device.ToString(), threads.ToString()]);
 
     private static List<double> Randomized(string fineTuned, string basePath, int rank, ComputeDevice device)
     {

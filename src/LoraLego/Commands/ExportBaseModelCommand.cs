@@ -45,7 +45,8 @@ public sealed class ExportBaseModelCommand : LoraCmdlet
                 var files = BaseModelWriter.Write(Model, folder, DType.ToSafetensors(), MaxShardSize, Force,
                     p => WriteProgress(SurgeryProgressRecords.Of("Export-BaseModel", p)), Cancellation);
                 if (PassThru)
-                    WriteObject(files.Select(f => new FileInfo(f)), enumerateCollection: true);
+                    // Through the provider, so the files carry the properties Get-ChildItem's view shows.
+                    WriteObject(InvokeProvider.Item.Get(files.ToArray(), force: false, literalPath: true), enumerateCollection: true);
             }
             catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
             {
