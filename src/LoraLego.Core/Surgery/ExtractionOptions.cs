@@ -22,6 +22,6 @@ public sealed record ExtractionOptions
     /// <summary>Seeds the random sketch, so an extraction is reproducible on one device.</summary>
     public long Seed { get; init; }
 
-    /// <summary>Element type of the written factors' source (the factors are computed in float32/float64).</summary>
+    /// <summary>The element type the extracted factors are kept in (they are computed in float32 and float64).</summary>
     public Formats.SafetensorsDType DType { get; init; } = Formats.SafetensorsDType.F32;
 }
