@@ -11,10 +11,11 @@
     FormatsToProcess  = @('src/LoraLego/LoraLego.format.ps1xml')
     ScriptsToProcess  = @('build/Assert-LoraLegoBuilt.ps1')
     CmdletsToExport   = @(
-        'Import-Lora', 'Export-Lora', 'Resize-Lora', 'New-LoraFromModel', 'Export-BaseModel',
+        'Import-Lora', 'Export-Lora',
         'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora',
         'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
-        'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'
+        'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate',
+        'Resize-Lora', 'New-LoraFromModel', 'Export-BaseModel'
     )
     FunctionsToExport = @()
     AliasesToExport   = @()
