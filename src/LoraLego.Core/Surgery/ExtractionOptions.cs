@@ -13,6 +13,9 @@ public sealed record ExtractionOptions
 
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
 
+    /// <summary>Told why a CUDA request fell back to the CPU.</summary>
+    public Action<string>? Warn { get; init; }
+
     /// <summary>Extra sketch columns beyond the rank (Halko et al. suggest 5 to 10).</summary>
     public int Oversampling { get; init; } = 10;
 

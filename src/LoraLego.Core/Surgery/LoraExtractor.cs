@@ -31,7 +31,7 @@ public static class LoraExtractor
         var layers = fineTuned.LinearLayers.Where(l => filter.Matches(l.Key)).ToList();
         if (layers.Count == 0)
             throw new LoraException(LoraErrorKind.InvalidArgument, fineTuned.Path, $"no linear layer matches '{filter}'");
-        var device = DeviceSelector.Resolve(options.Device, verbose);
+        var device = DeviceSelector.Resolve(options.Device, options.Warn);
         var generator = new Generator((ulong)options.Seed, device);
         var modules = new List<LoraModule>();
         var changes = new List<ModuleRankChange>();

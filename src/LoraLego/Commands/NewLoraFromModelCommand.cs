@@ -50,6 +50,7 @@ public sealed class NewLoraFromModelCommand : LoraCmdlet
             Module = Module,
             Device = Device,
             Seed = Seed,
+            Warn = WriteWarning,
         };
         Guard(Model.Path, () =>
         {
