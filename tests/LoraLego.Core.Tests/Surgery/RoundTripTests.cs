@@ -57,6 +57,28 @@ public sealed class RoundTripTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Energy_extraction_keeps_the_fewest_ranks_that_hold_the_fraction_of_each_update()
+    {
+        var adapter = PeftAdapterReader.Read(Fixtures.Adapter("d"));
+        using var tuned = LoadBase();
+        using var baseModel = LoadBase();
+        tuned.Attach(adapter, mode: AttachMode.Merged);
+        var changes = new List<ModuleRankChange>();
+        var extracted = LoraExtractor.Extract(tuned, baseModel,
+            new ExtractionOptions { Rule = RankRule.Energy(0.9, 16), Device = Compute.ComputeDevice.Cpu }, "d90", changes.Add);
+        foreach (var change in changes)
+        {
+            using var scope = NewDisposeScope();
+            var s = linalg.svdvals(adapter.GetModule(change.Module)!.Delta().to_type(ScalarType.Float64)).data<double>().ToArray();
+            double total = s.Sum(v => v * v);
+            Assert.True(s.Take(change.NewRank).Sum(v => v * v) >= 0.9 * total * (1 - 1e-6), change.ToString());
+            Assert.True(s.Take(change.NewRank - 1).Sum(v => v * v) < 0.9 * total, change.ToString());
+            Assert.Equal(change.NewRank, extracted.GetModule(change.Module)!.Rank);
+        }
+        Assert.Contains(changes, c => c.NewRank < adapter.Rank);
+    }
+
+    [Fact]
     public void Sharded_export_writes_an_index_and_loads_the_same_weights()
     {
         using (var model = LoadBase())
