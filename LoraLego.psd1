@@ -14,7 +14,8 @@
         'Import-Lora', 'Export-Lora',
         'Split-Msu', 'Join-Msu', 'Invoke-RankCluster', 'Merge-Lora', 'Optimize-LoraMerge', 'Invoke-LoraRecipe', 'ConvertTo-LoraRecipe',
         'Import-BaseModel', 'Mount-Lora', 'Dismount-Lora', 'Invoke-BaseModel', 'Measure-LoraModel',
-        'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate'
+        'New-LoraMixture', 'Optimize-LoraMixture', 'Set-LoraMixture', 'Export-LoraMixture', 'Import-LoraMixture', 'Get-LoraMixtureGate',
+        'Resize-Lora', 'New-LoraFromModel', 'Export-BaseModel'
     )
     FunctionsToExport = @()
     AliasesToExport   = @()

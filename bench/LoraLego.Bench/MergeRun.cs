@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
@@ -36,18 +35,6 @@ public static class MergeRun
     }
 
     /// <summary>Runs <see cref="Run"/> in a child process, so each method's peak memory is its own.</summary>
-    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device)
-    {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
-            start.ArgumentList.Add(typeof(MergeRun).Assembly.Location);
-        foreach (var a in new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs))
-            start.ArgumentList.Add(a);
-        using var child = Process.Start(start)!;
-        string text = child.StandardOutput.ReadToEnd();
-        child.WaitForExit();
-        if (child.ExitCode != 0)
-            throw new InvalidOperationException($"{method} failed (exit {child.ExitCode}): {text}");
-        return JsonSerializer.Deserialize<MergeRunResult>(text.Trim().Split('\n')[^1])!;
-    }
+    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device) =>
+        ChildRun.Json<MergeRunResult>(method, new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs));
 }

@@ -40,6 +40,13 @@ switch (args.FirstOrDefault())
     case "mole":
         RunMole(options);
         return 0;
+    case "extract":
+        RunExtraction(args.Skip(1).ToArray(), options);
+        return 0;
+    case "extract-once":
+        torch.set_num_threads(int.Parse(args[6]));
+        Console.WriteLine(JsonSerializer.Serialize(ExtractionBench.Run(args[1], args[2], args[3], int.Parse(args[4]), Enum.Parse<ComputeDevice>(args[5]))));
+        return 0;
     case "lego-error":
         LegoErrorProbe.Run(args[1]);
         return 0;
@@ -53,6 +60,8 @@ switch (args.FirstOrDefault())
     default:
         Console.WriteLine("""
             usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...]
+                   loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
+                                                                            (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]
                    loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
@@ -91,6 +100,26 @@ static void PrintSvd(ComputeDevice device)
     Console.WriteLine();
     Console.WriteLine($"Svd merge of one {s.Out} x {s.In} module, {s.Adapters} adapters r{s.Rank} -> r{s.Rank}, {device}: " +
         $"factored {s.FactoredSeconds * 1000:F1} ms, dense {s.DenseSeconds * 1000:F0} ms, speed-up {s.DenseSeconds / s.FactoredSeconds:F0}x, relative difference {s.RelativeDifference:E1}");
+}
+
+static void RunExtraction(string[] args, Options o)
+{
+    int i = Array.IndexOf(args, "--layers");
+    int layers = i >= 0 ? int.Parse(args[i + 1]) : 1;
+    // On a shared machine more libtorch threads than free cores thrash in every small LAPACK call (a QR of
+    // 11008 x 26 took 2 s on two busy cores with two threads, 2 ms with one).
+    int t = Array.IndexOf(args, "--threads");
+    int threads = t >= 0 ? int.Parse(args[t + 1]) : Environment.ProcessorCount;
+    var methods = Array.IndexOf(args, "--methods") >= 0 ? o.Methods : ExtractionBench.Methods;
+    var (tuned, basePath) = ExtractionBench.Prepare(Path.GetFullPath(o.Data), layers);
+    Console.WriteLine($"# {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd}, Llama-2-7B shapes, {layers} of 32 layers, bfloat16 weights, rank {o.Rank}, device {o.Device}, {threads} libtorch threads");
+    Console.WriteLine("| method | device | modules | seconds | seconds per layer | whole 7B (x32 layers), min | peak RSS (MiB) | mean energy kept |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+    foreach (var method in methods)
+    {
+        var r = ExtractionBench.RunIsolated(method, tuned, basePath, o.Rank, o.Device, threads);
+        Console.WriteLine($"| {r.Method} | {r.Device} | {r.Modules} | {r.Seconds:F1} | {r.Seconds / layers:F1} | {r.Seconds / layers * 32 / 60:F1} | {r.PeakBytes >> 20} | {r.MeanEnergyKept:F4} |");
+    }
 }
 
 static void RunMemory(Options o)

@@ -16,14 +16,9 @@ internal static class FactoredSvd
     public static MergedFactors Of(Tensor b, Tensor a, int rank, double? clamp)
     {
         using var scope = NewDisposeScope();
-        var dtype = b.dtype;
-        // The core's condition number is the update's; float64 keeps the small decompositions from adding error.
-        var (qb, rb) = linalg.qr(b.to(ScalarType.Float64));
-        var (qa, ra) = linalg.qr(a.to(ScalarType.Float64).t());
-        var (u, s, vh) = linalg.svd(rb.matmul(ra.t()), fullMatrices: false);
-        int k = (int)Math.Min(rank, s.shape[0]);
-        var left = qb.matmul(u[.., ..k]).mul_(s[..k]).to(dtype);
-        var right = vh[..k, ..].matmul(qa.t()).to(dtype);
+        var svd = Decompose(b, a);
+        int k = (int)Math.Min(rank, svd.Values.shape[0]);
+        var (right, left) = svd.Truncate(k, b.dtype);
         int full = (int)Math.Min(rank, Math.Min(b.shape[0], a.shape[1]));
         if (full > k)
         {
@@ -31,5 +26,15 @@ internal static class FactoredSvd
             right = nn.functional.pad(right, [0, 0, 0, full - k]);
         }
         return TruncatedSvd.Finish(right, left, clamp);
+    }
+
+    /// <summary>The whole thin SVD of B @ A (R singular values, R the stacked rank), float64, in the caller's dispose scope.</summary>
+    public static SingularFactors Decompose(Tensor b, Tensor a)
+    {
+        // The core's condition number is the update's; float64 keeps the small decompositions from adding error.
+        var (qb, rb) = linalg.qr(b.to(ScalarType.Float64));
+        var (qa, ra) = linalg.qr(a.to(ScalarType.Float64).t());
+        var (u, s, vh) = linalg.svd(rb.matmul(ra.t()), fullMatrices: false);
+        return new SingularFactors(qb.matmul(u), s, vh.matmul(qa.t()));
     }
 }

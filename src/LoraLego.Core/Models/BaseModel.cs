@@ -68,6 +68,9 @@ public sealed class BaseModel : IDisposable
     /// <summary>Every linear layer adapters can target, in model order, lm_head last: the seam for per-layer contributions.</summary>
     public IReadOnlyList<AdaptedLinear> LinearLayers { get; }
 
+    /// <summary>The weight files, for code that reads every tensor as the model has it (export, extraction).</summary>
+    internal ModelWeights Weights => _weights;
+
     /// <summary>Attached adapters in the order they were attached.</summary>
     public IReadOnlyList<AttachedAdapter> Adapters => _attached;
 

@@ -114,6 +114,21 @@ internal sealed class ModelWeights : IDisposable
         return handle;
     }
 
+    /// <summary>Every tensor in the files, sorted by name.</summary>
+    public IEnumerable<SafetensorsEntry> Entries =>
+        _fileByTensor.Keys.Order(StringComparer.Ordinal).Select(name => _fileByTensor[name][name]);
+
+    /// <summary>
+    /// A new CPU tensor holding <paramref name="name"/> as the model has it now: the loaded value (merged adapters
+    /// included, in the model's dtype) when it is loaded, else the file's bytes in their own dtype, read without
+    /// keeping them, so walking every weight costs one tensor of memory.
+    /// </summary>
+    public Tensor ReadCurrent(string name)
+    {
+        var loaded = _handles.FirstOrDefault(h => h.Name == name && h.IsLoaded);
+        return loaded is not null ? loaded.Value.to(CPU, copy: true) : FileOf(name).ReadTensor(name);
+    }
+
     /// <summary>Elements of the weights read from their files so far.</summary>
     public long LoadedParameterCount => _handles.Where(h => h.IsLoaded).Sum(h => h.Shape.Aggregate(1L, (a, b) => a * b));
 
