@@ -91,10 +91,23 @@ public abstract class LoraCmdlet : PSCmdlet
 
     /// <summary>
     /// The file-system path of an output the user named (relative to the PowerShell location,
-    /// TestDrive: and the like included); a path of another provider (Env:, Variable:) is refused.
+    /// TestDrive: and the like included); a path of another provider (Env:, Variable:) is written
+    /// as an error (InvalidArgument, id NotAFileSystemPath, naming the path as given) and gives null.
     /// </summary>
-    /// <exception cref="LoraException">InvalidArgument, id NotAFileSystemPath, naming the path as given.</exception>
-    protected string ResolveOutputPath(string path)
+    protected string? ResolveOutputPath(string path)
+    {
+        try
+        {
+            return FileSystemPath(path);
+        }
+        catch (LoraException e)
+        {
+            WriteLoraError(e);
+            return null;
+        }
+    }
+
+    private string FileSystemPath(string path)
     {
         try
         {

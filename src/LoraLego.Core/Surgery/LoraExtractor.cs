@@ -69,11 +69,11 @@ public static class LoraExtractor
             ["fan_in_fan_out"] = false,
             ["lora_dropout"] = 0.0,
             ["inference_mode"] = true,
-            ["loralego"] = SurgeryRecord.Of("extract", options.Rule, changes,
-                ("fine_tuned", fineTuned.Path), ("base", baseModel.Path),
-                ("svd", $"randomized range finder, oversampling {options.Oversampling}, {options.PowerIterations} power iterations, seed {options.Seed}; dense where the layer is small")),
         };
-        return LoraAdapter.Create(name, new AdapterConfig(template), modules);
+        var record = SurgeryRecord.Of("extract", options.Rule, changes,
+            ("fine_tuned", fineTuned.Path), ("base", baseModel.Path),
+            ("svd", $"randomized range finder, oversampling {options.Oversampling}, {options.PowerIterations} power iterations, seed {options.Seed}; dense where the layer is small"));
+        return LoraAdapter.Create(name, new AdapterConfig(template), modules, record);
     }
 
     private static (LoraModule, ModuleRankChange)? ExtractModule(BaseModel fineTuned, BaseModel baseModel, string key, ExtractionOptions options,

@@ -32,9 +32,8 @@ public static class LoraResizer
             changes.Add(change);
             report?.Invoke(change);
         }
-        var json = (JsonObject)adapter.Config.Json.DeepClone();
-        json["loralego"] = SurgeryRecord.Of("resize", rule, changes, ("source", adapter.Path ?? adapter.Name));
-        return LoraAdapter.Create(name ?? adapter.Name, new AdapterConfig(json), modules);
+        var record = SurgeryRecord.Of("resize", rule, changes, ("source", adapter.Path ?? adapter.Name));
+        return LoraAdapter.Create(name ?? adapter.Name, adapter.Config, modules, record);
     }
 
     private static (LoraModule, ModuleRankChange) ResizeModule(LoraModule module, RankRule rule)

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 
 namespace LoraLego.Core.Surgery;
 
-/// <summary>What a resize or an extraction did, written under "loralego" in the resulting adapter's config, as merges record their choices.</summary>
+/// <summary>What a resize or an extraction did: the resulting adapter's provenance, as merges record their choices.</summary>
 internal static class SurgeryRecord
 {
     public static JsonObject Of(string operation, RankRule rule, IEnumerable<ModuleRankChange> changes, params (string Key, string Value)[] details)

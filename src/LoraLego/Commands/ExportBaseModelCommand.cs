@@ -33,7 +33,8 @@ public sealed class ExportBaseModelCommand : LoraCmdlet
 
     protected override void ProcessRecord()
     {
-        string folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        if (ResolveOutputPath(Path) is not { } folder)
+            return;
         Guard(folder, () =>
         {
             string baked = Model.Adapters.Count == 0 ? "no adapters" : string.Join(", ", Model.Adapters);

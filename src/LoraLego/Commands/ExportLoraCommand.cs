@@ -43,16 +43,8 @@ public sealed class ExportLoraCommand : LoraCmdlet
             WriteWrongInput(InputObject, "a LoraAdapter (from Import-Lora, Merge-Lora or Join-Msu)");
             return;
         }
-        string folder;
-        try
-        {
-            folder = ResolveOutputPath(Path);
-        }
-        catch (LoraException e)
-        {
-            WriteLoraError(e);
+        if (ResolveOutputPath(Path) is not { } folder)
             return;
-        }
         Guard(folder, () =>
         {
             // Checked before anything is written: an adapter that could not be read back, a path that cannot be written.

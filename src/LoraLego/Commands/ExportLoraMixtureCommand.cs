@@ -26,16 +26,8 @@ public sealed class ExportLoraMixtureCommand : LoraCmdlet
 
     protected override void ProcessRecord()
     {
-        string folder;
-        try
-        {
-            folder = ResolveOutputPath(Path);
-        }
-        catch (LoraException e)
-        {
-            WriteLoraError(e);
+        if (ResolveOutputPath(Path) is not { } folder)
             return;
-        }
         Guard(folder, () =>
         {
             AtomicFile.CheckWritable(folder);

@@ -105,7 +105,7 @@ public class LoraResizerTests
                 Assert.Equal(1.0, back.Scaling, 12);
                 Assert.True(RelativeDifference(back.Delta(), module.Delta()) < 1e-7);
             }
-            Assert.Equal("resize", reread.Config.Json["loralego"]!["operation"]!.GetValue<string>());
+            Assert.Equal("resize", reread.Provenance!["operation"]!.GetValue<string>());
         }
         finally
         {
