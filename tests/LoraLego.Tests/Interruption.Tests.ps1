@@ -11,9 +11,9 @@ BeforeAll {
         $offset = 0
         $size = 64 * 4096 * 4
         for ($i = 0; $i -lt 8; $i++) {
-            $entries["base_model.model.model.layers.$i.self_attn.q_proj.lora_A.weight"] = @{ dtype = 'F32'; shape = @(64, 4096); data_offsets = @($offset, $offset + $size) }
+            $entries["base_model.model.model.layers.$i.self_attn.q_proj.lora_A.weight"] = @{ dtype = 'F32'; shape = @(64, 4096); data_offsets = @($offset, ($offset + $size)) }
             $offset += $size
-            $entries["base_model.model.model.layers.$i.self_attn.q_proj.lora_B.weight"] = @{ dtype = 'F32'; shape = @(4096, 64); data_offsets = @($offset, $offset + $size) }
+            $entries["base_model.model.model.layers.$i.self_attn.q_proj.lora_B.weight"] = @{ dtype = 'F32'; shape = @(4096, 64); data_offsets = @($offset, ($offset + $size)) }
             $offset += $size
         }
         $header = [Text.Encoding]::UTF8.GetBytes(($entries | ConvertTo-Json -Depth 5 -Compress))
@@ -96,7 +96,7 @@ Describe 'Killed in the middle of a write' {
         $begun = Stop-Midway $process $parent $DelayMs
         $begun | Should -BeTrue -Because 'the kill must land while the export runs'
         $state = if (-not (Test-Path -LiteralPath $target)) { 'absent' } else {
-            $mixture = Import-LoraMixture -LiteralPath $target
+            $mixture = Import-LoraMixture $target
             $mixture.Experts.Count | Should -Be 2
             foreach ($name in 'e1', 'e2') { $null = Assert-AbsentOrComplete (Join-Path $target "experts/$name") 8 }
             'complete'
