@@ -5,7 +5,8 @@ BeforeDiscovery {
     $cmdlets = Get-Command -Module LoraLego -CommandType Cmdlet | ForEach-Object { @{ Name = $_.Name } }
     $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
     $parameters = foreach ($c in Get-Command -Module LoraLego -CommandType Cmdlet) {
-        foreach ($p in $c.Parameters.Values | Where-Object Name -notin $common) { @{ Cmdlet = $c.Name; Parameter = $p.Name } }
+        # Hidden parameters (DontShow: the catch-all for wrong pipeline input) are left out of help on purpose.
+        foreach ($p in $c.Parameters.Values | Where-Object { $_.Name -notin $common -and -not ($_.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.DontShow }) }) { @{ Cmdlet = $c.Name; Parameter = $p.Name } }
     }
 }
 
