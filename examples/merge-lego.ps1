@@ -1,6 +1,8 @@
 # The main job: merge the bundled adapters a and b with LoRA-LEGO, step by step and in one call,
 # export the merge as a PEFT adapter, and compare it with PEFT's merges of the same adapters by
 # their loss on the two domains a and b stand for (rows sampled from the tiny Llama with each).
+# Then the same comparison where merges differ: skillbench's four skill adapters, scored by
+# answer-only loss and exact match.
 param(
     [string] $OutDir = "$PSScriptRoot/../out"
 )
@@ -45,3 +47,29 @@ $rows | Format-Table -AutoSize Name, Rank,
     @{ n = 'Loss on A'; e = { '{0:F4}' -f $_.LossA }; a = 'right' },
     @{ n = 'Loss on B'; e = { '{0:F4}' -f $_.LossB }; a = 'right' },
     @{ n = 'Mean loss'; e = { '{0:F4}' -f (($_.LossA + $_.LossB) / 2) }; a = 'right' }
+
+# skillbench: four skill adapters of a tiny Llama, each exact on its own skill. Answer-only loss
+# and exact match on the first 128 eval rows of each skill (docs/merge-quality.md has every row,
+# Optimize-LoraMerge and the mixture, which routes each row to its skill's expert).
+$skillbench = "$PSScriptRoot/../tests/fixtures/skillbench"
+$skills = 'swap', 'complement', 'increment', 'descend'
+$experts = Import-Lora ($skills | ForEach-Object { "$skillbench/adapters/$_" })
+$evalDir = Join-Path $OutDir 'skillbench-eval'
+$null = New-Item -ItemType Directory -Force $evalDir
+foreach ($skill in $skills) { Get-Content "$skillbench/eval/$skill.jsonl" -TotalCount 128 | Set-Content "$evalDir/$skill.jsonl" }
+$skillModel = Import-BaseModel "$skillbench/base" -Device Cpu
+$merges = [ordered]@{
+    'Merge-Lora, no options (the mean)' = $experts | Merge-Lora
+    'Lego at the input rank (-Rank 8)'  = $experts | Merge-Lora -Rank 8 -Seed 1
+    'PEFT linear, weights 1/4'          = $experts | Merge-Lora -Method Linear -Weight 0.25, 0.25, 0.25, 0.25
+    'PEFT cat, weights 1/4'             = $experts | Merge-Lora -Method Cat -Weight 0.25, 0.25, 0.25, 0.25
+    'PEFT ties_svd, density 0.5'        = $experts | Merge-Lora -Method TiesSvd -Density 0.5
+}
+$scored = foreach ($name in $merges.Keys) {
+    $scores = foreach ($skill in $skills) { Measure-LoraModel -Model $skillModel -Adapter $merges[$name] -Data "$evalDir/$skill.jsonl" }
+    [pscustomobject]@{ Merge = $name; Rank = $merges[$name].Rank; Loss = ($scores.Loss | Measure-Object -Average).Average; Exact = ($scores.ExactMatch | Measure-Object -Average).Average }
+}
+# Lower loss is better; no merge of four conflicting skills gets a whole answer right.
+$scored | Format-Table -AutoSize Merge, Rank,
+    @{ n = 'Answer loss'; e = { '{0:F3}' -f $_.Loss }; a = 'right' },
+    @{ n = 'Exact match'; e = { '{0:F2}' -f $_.Exact }; a = 'right' }
