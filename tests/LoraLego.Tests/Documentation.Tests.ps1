@@ -93,6 +93,12 @@ Describe 'What the examples show' {
         $config = Get-Content -Raw "$sandbox/out/lego-ab/adapter_config.json" | ConvertFrom-Json
         $config.base_model_name_or_path | Should -Be '../../base'
         $config.task_type | Should -Be 'CAUSAL_LM'
+        # On skillbench the default merge is the mean of the adapters: PEFT's cat with weights 1/4, to the digit.
+        $default = [regex]::Match($run.Text, '(?m)^Merge-Lora, no options \(the mean\)\s+32\s+(\d+\.\d{3})\s+0\.00').Groups[1].Value
+        $cat = [regex]::Match($run.Text, '(?m)^PEFT cat, weights 1/4\s+32\s+(\d+\.\d{3})\s+0\.00').Groups[1].Value
+        $default | Should -Not -BeNullOrEmpty
+        $default | Should -Be $cat
+        $run.Text | Should -Match '(?m)^Lego at the input rank \(-Rank 8\)\s+8\s+\d+\.\d{3}'
     }
 
     It 'inspect-and-export.ps1: rsLoRA scaling and a bfloat16 export' {
