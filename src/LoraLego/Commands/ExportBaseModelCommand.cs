@@ -6,13 +6,8 @@ namespace LoraLego.Commands;
 
 [Cmdlet(VerbsData.Export, "BaseModel", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(FileInfo))]
-public sealed class ExportBaseModelCommand : LoraCmdlet
+public sealed class ExportBaseModelCommand : FolderWriterCmdlet
 {
-    /// <summary>The model folder to write.</summary>
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = "";
-
     [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
     [ValidateNotNull]
     public BaseModel Model { get; set; } = null!;
@@ -24,12 +19,6 @@ public sealed class ExportBaseModelCommand : LoraCmdlet
     [Parameter]
     [ValidateRange(1L, long.MaxValue)]
     public long MaxShardSize { get; set; } = BaseModelWriter.DefaultMaxShardBytes;
-
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord()
     {

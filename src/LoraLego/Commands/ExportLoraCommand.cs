@@ -7,7 +7,7 @@ namespace LoraLego.Commands;
 
 [Cmdlet(VerbsData.Export, "Lora", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = AdapterSet)]
 [OutputType(typeof(LoraAdapter))]
-public sealed class ExportLoraCommand : LoraCmdlet
+public sealed class ExportLoraCommand : FolderWriterCmdlet
 {
     private const string AdapterSet = "Adapter";
     private const string OtherInputSet = "OtherInput";
@@ -22,19 +22,8 @@ public sealed class ExportLoraCommand : LoraCmdlet
     [AllowEmptyString]
     public string? InputObject { get; set; }
 
-    /// <summary>The adapter folder to write (created if missing).</summary>
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = "";
-
     [Parameter]
     public ExportDType DType { get; set; } = ExportDType.Keep;
-
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord()
     {

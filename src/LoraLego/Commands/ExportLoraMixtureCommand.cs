@@ -7,22 +7,11 @@ namespace LoraLego.Commands;
 
 [Cmdlet(VerbsData.Export, "LoraMixture", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(LoraMixture))]
-public sealed class ExportLoraMixtureCommand : LoraCmdlet
+public sealed class ExportLoraMixtureCommand : FolderWriterCmdlet
 {
     [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
     [ValidateNotNull]
     public LoraMixture Mixture { get; set; } = null!;
-
-    /// <summary>The mixture folder to write.</summary>
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = "";
-
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord()
     {
