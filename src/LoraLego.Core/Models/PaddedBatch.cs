@@ -30,7 +30,7 @@ internal sealed class PaddedBatch
             Array.Fill(_real, true, r * Width, row.Length);
         }
         PredictedTokens = rows.Sum(r => (long)r.ScoredTokens);
-        PromptLengths = rows.Select(r => r.HasLabels ? r.PromptLength : 0).ToArray();
+        PromptLengths = rows.Select(r => r.PromptLength).ToArray();
         InputTokens = rows.Sum(r => (long)r.Length);
     }
 
@@ -41,7 +41,7 @@ internal sealed class PaddedBatch
     /// <summary>Targets scored: the positions each row's labels score.</summary>
     public long PredictedTokens { get; }
 
-    /// <summary>Per row, the positions before its first labelled one; 0 for a row without labels, which has no known prompt.</summary>
+    /// <summary>Per row, <see cref="TokenRow.PromptLength"/>: 0 for a row without labels, which has no known prompt.</summary>
     public int[] PromptLengths { get; }
 
     /// <summary>Real (unpadded) input tokens.</summary>

@@ -22,14 +22,16 @@ public sealed class TokenRow
         Ids = ids;
         Labels = labels ?? ids;
         HasLabels = labels is not null;
+        int firstScored = 0;
         for (int t = 1; t < Labels.Length; t++)
         {
             if (Labels[t] == Ignored)
                 continue;
             ScoredTokens++;
-            if (PromptLength == 0)
-                PromptLength = t;
+            if (firstScored == 0)
+                firstScored = t;
         }
+        PromptLength = HasLabels ? firstScored : 0;
     }
 
     public long[] Ids { get; }
@@ -45,7 +47,7 @@ public sealed class TokenRow
     /// <summary>Positions scored: those after the first whose label is not <see cref="Ignored"/>.</summary>
     public int ScoredTokens { get; }
 
-    /// <summary>The positions before the first scored one (the prompt of a prompt/answer row); 0 when nothing is scored.</summary>
+    /// <summary>The positions before the first scored one (the prompt of a labelled row); 0 for a row without labels, which has no known prompt, or when nothing is scored.</summary>
     public int PromptLength { get; }
 
     /// <summary>The label a model's output at position t is scored against (the label of t + 1), <see cref="Ignored"/> for the last.</summary>
