@@ -122,6 +122,10 @@ public abstract class LoraCmdlet : PSCmdlet
         }
     }
 
+    /// <summary>The files of a -Data parameter: each path resolved with its wildcards, in the order given.</summary>
+    protected IReadOnlyList<string> ResolveDataFiles(IEnumerable<string> paths) =>
+        paths.SelectMany(path => ResolveFileSystemPaths(path, literal: false)).ToList();
+
     /// <summary>Resolves a PowerShell path (wildcards when <paramref name="literal"/> is false) to file-system paths.</summary>
     protected IReadOnlyList<string> ResolveFileSystemPaths(string path, bool literal)
     {

@@ -35,7 +35,7 @@ public sealed class GetLoraMixtureGateCommand : LoraCmdlet
         {
             if (ParameterSetName == MeasuredSet)
             {
-                foreach (var path in Data.SelectMany(p => ResolveFileSystemPaths(p, literal: false)))
+                foreach (var path in ResolveDataFiles(Data))
                     WriteObject(GateMeter.Measure(Model, Mixture, path, BatchSize));
                 return;
             }

@@ -61,7 +61,7 @@ public sealed class OptimizeLoraMergeCommand : LoraCmdlet
         var training = new ProgressRecord(2, "Module scales", "starting") { ParentActivityId = 1 };
         try
         {
-            var files = Data.SelectMany(path => ResolveFileSystemPaths(path, literal: false)).ToList();
+            var files = ResolveDataFiles(Data);
             var options = Defaults with
             {
                 Methods = Method is { } method ? [method == LoraMergeMethod.Lego ? null : method.ToStandard()] : Defaults.Methods,

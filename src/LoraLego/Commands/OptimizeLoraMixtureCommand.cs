@@ -56,7 +56,7 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
         {
             Guard(Mixture.Name, () =>
             {
-                var data = Data.SelectMany(path => ResolveFileSystemPaths(path, literal: false)).ToList();
+                var data = ResolveDataFiles(Data);
                 GateTrainer.Train(Model, Mixture, data, options, p =>
                 {
                     record.StatusDescription = $"epoch {p.Epoch}/{p.Epochs}, step {p.Step}/{p.TotalSteps}, loss {p.Loss:F4} (task {p.TaskLoss:F4}, balance {p.BalanceLoss:F4})";
