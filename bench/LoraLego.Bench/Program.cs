@@ -15,7 +15,7 @@ switch (args.FirstOrDefault())
 {
     case "merge-once":
         {
-            var result = MergeRun.Run(args[1], args.Skip(4).ToArray(), args[2], Enum.Parse<ComputeDevice>(args[3]));
+            var result = MergeRun.Run(args[1], args.Skip(4).ToArray(), args[2], ComputeDevice.Parse(args[3]));
             Console.WriteLine(JsonSerializer.Serialize(result));
             return 0;
         }
@@ -45,7 +45,7 @@ switch (args.FirstOrDefault())
         return 0;
     case "extract-once":
         torch.set_num_threads(int.Parse(args[6]));
-        Console.WriteLine(JsonSerializer.Serialize(ExtractionBench.Run(args[1], args[2], args[3], int.Parse(args[4]), Enum.Parse<ComputeDevice>(args[5]))));
+        Console.WriteLine(JsonSerializer.Serialize(ExtractionBench.Run(args[1], args[2], args[3], int.Parse(args[4]), ComputeDevice.Parse(args[5]))));
         return 0;
     case "lego-error":
         LegoErrorProbe.Run(args[1]);
@@ -211,7 +211,7 @@ internal sealed record Options(string Shape, int Adapters, int Rank, Safetensors
     {
         string Get(string name, string fallback) => Argument(args, name, fallback);
         return new Options(Get("shape", "7b"), int.Parse(Get("adapters", "8")), int.Parse(Get("rank", "16")),
-            Enum.Parse<SafetensorsDType>(Get("dtype", "F16")), Enum.Parse<ComputeDevice>(Get("device", "Cpu"), ignoreCase: true),
+            Enum.Parse<SafetensorsDType>(Get("dtype", "F16")), ComputeDevice.Parse(Get("device", "Cpu")),
             Get("data", "bench/out/data"), Get("methods", string.Join(",", MergeRun.Methods)).Split(','));
     }
 }

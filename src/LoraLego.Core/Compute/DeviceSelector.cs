@@ -7,46 +7,47 @@ namespace LoraLego.Core.Compute;
 public static class DeviceSelector
 {
     /// <param name="warn">Told why a CUDA request fell back to the CPU.</param>
+    /// <exception cref="LoraException">InvalidArgument for <c>Cuda:n</c> past the GPUs present.</exception>
     public static Device Resolve(ComputeDevice choice, Action<string>? warn = null)
     {
-        if (choice == ComputeDevice.Cpu)
+        TorchRuntime.Load();
+        if (choice.Kind == ComputeDeviceKind.Cpu)
             return CPU;
-        bool available = CudaAvailable();
-        if (available)
-            return CUDA;
-        if (choice == ComputeDevice.Cuda)
-            warn?.Invoke("CUDA was requested but TorchSharp sees no CUDA device (a CPU libtorch, or no GPU); running on the CPU.");
-        return CPU;
+        int gpus = TorchRuntime.CudaDeviceCount;
+        if (gpus == 0)
+        {
+            // Cuda:n falls back like Cuda, so a script written for a GPU machine still runs (slower) on a laptop.
+            if (choice.Kind == ComputeDeviceKind.Cuda)
+                warn?.Invoke($"{choice} was requested but TorchSharp sees no CUDA device (a CPU libtorch, or no GPU); running on the CPU.");
+            return CPU;
+        }
+        int index = choice.Index ?? 0;
+        if (index >= gpus)
+            throw new LoraException(LoraErrorKind.InvalidArgument, choice.ToString(),
+                $"is not a GPU of this machine: TorchSharp sees {gpus} CUDA device{(gpus == 1 ? "" : "s")}, Cuda:0 to Cuda:{gpus - 1}");
+        return new Device(DeviceType.CUDA, index);
     }
 
     /// <summary>
     /// Refuses a device choice other than where <paramref name="modelDevice"/> is, for work that runs through a loaded
-    /// model: Auto accepts it, Cpu or Cuda must match it.
+    /// model: Auto accepts it, Cpu, Cuda or Cuda:n must match it (Cuda any GPU, Cuda:n that one).
     /// </summary>
     /// <param name="what">What runs where the model is, as the error puts it, e.g. "the gates train".</param>
     /// <param name="modelPath">The model's folder, which the error names.</param>
     public static void RequireModelDevice(ComputeDevice choice, Device modelDevice, string what, string modelPath)
     {
-        var wanted = choice switch
+        bool matches = choice.Kind switch
         {
-            ComputeDevice.Cpu => DeviceType.CPU,
-            ComputeDevice.Cuda => DeviceType.CUDA,
-            _ => modelDevice.type,
+            ComputeDeviceKind.Cpu => modelDevice.type == DeviceType.CPU,
+            ComputeDeviceKind.Cuda => modelDevice.type == DeviceType.CUDA && (choice.Index is not { } index || index == Math.Max(0, modelDevice.index)),
+            _ => true,
         };
-        if (wanted != modelDevice.type)
+        if (!matches)
             throw new LoraException(LoraErrorKind.InvalidArgument, modelPath,
-                $"{what} where the model is, on {modelDevice.type}, not {choice}; load the model on {choice}");
+                $"{what} where the model is, on {Describe(modelDevice)}, not {choice}; load the model on {choice}");
     }
 
-    public static bool CudaAvailable()
-    {
-        try
-        {
-            return cuda.is_available();
-        }
-        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException)
-        {
-            return false;
-        }
-    }
+    public static bool CudaAvailable() => TorchRuntime.CudaDeviceCount > 0;
+
+    private static string Describe(Device device) => device.type == DeviceType.CUDA ? $"Cuda:{Math.Max(0, device.index)}" : device.type.ToString();
 }

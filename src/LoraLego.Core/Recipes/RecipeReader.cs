@@ -101,7 +101,7 @@ public sealed class RecipeReader
             Name = name,
             Adapters = adapters,
             Seed = fields.TryGetValue("seed", out var s) ? (long)Number(s.Value, "seed", integer: true) : null,
-            Device = fields.TryGetValue("device", out var dev) ? Choice<ComputeDevice>(dev.Value, "device") : ComputeDevice.Auto,
+            Device = fields.TryGetValue("device", out var dev) ? DeviceOf(dev.Value) : ComputeDevice.Auto,
             OutputPath = outputPath,
             OutputPosition = p.Value is { } pn ? At(pn) : null,
             DType = dtype,
@@ -248,6 +248,19 @@ public sealed class RecipeReader
         return Enum.TryParse<T>(text.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var value) && Enum.IsDefined(value)
             ? value
             : throw Error(node, $"{what} '{text}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
+    }
+
+    private ComputeDevice DeviceOf(YamlNode node)
+    {
+        string text = Text(node, "device");
+        try
+        {
+            return ComputeDevice.Parse(text);
+        }
+        catch (LoraException e)
+        {
+            throw Error(node, $"device '{text}' {e.Detail}");
+        }
     }
 
     private UnitNorm NormOf(YamlNode node) => Text(node, "norm").ToLowerInvariant() switch

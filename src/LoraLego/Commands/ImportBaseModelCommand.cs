@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Models;
 
@@ -18,6 +19,7 @@ public sealed class ImportBaseModelCommand : LoraCmdlet
     public ModelDType DType { get; set; } = ModelDType.Float32;
 
     [Parameter]
+    [ArgumentCompleter(typeof(ComputeDeviceCompleter))]
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     protected override void ProcessRecord()

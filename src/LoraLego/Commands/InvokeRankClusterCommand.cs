@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core;
 using LoraLego.Core.Clustering;
 using LoraLego.Core.Compute;
@@ -47,12 +48,20 @@ public sealed class InvokeRankClusterCommand : LoraCmdlet
     public UnitNorm Norm { get; set; } = UnitNorm.LInfinity;
 
     [Parameter]
+    [ArgumentCompleter(typeof(ComputeDeviceCompleter))]
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     protected override void BeginProcessing()
     {
         _options = ClusteringParameters.Options(K, Restarts, MaxIterations, Tolerance, Seed, Space, Norm, Device);
-        _device = DeviceSelector.Resolve(Device, WriteWarning);
+        try
+        {
+            _device = DeviceSelector.Resolve(Device, WriteWarning);
+        }
+        catch (LoraException e)
+        {
+            ThrowLoraError(e);
+        }
     }
 
     // Units arrive grouped by module (Split-Msu emits them so); a module is clustered as soon as

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Clustering;
@@ -66,6 +67,7 @@ public sealed class MergeLoraCommand : LoraCmdlet
     public long? Seed { get; set; }
 
     [Parameter(ParameterSetName = AdapterSet)]
+    [ArgumentCompleter(typeof(ComputeDeviceCompleter))]
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     [Parameter(ParameterSetName = AdapterSet)]

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Models;
@@ -33,6 +34,7 @@ public sealed class NewLoraFromModelCommand : LoraCmdlet
     public string? Module { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(ComputeDeviceCompleter))]
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     [Parameter]

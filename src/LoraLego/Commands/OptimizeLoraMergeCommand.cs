@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Compute;
@@ -47,6 +48,7 @@ public sealed class OptimizeLoraMergeCommand : LoraCmdlet
     public int Seed { get; set; } = Defaults.Seed;
 
     [Parameter]
+    [ArgumentCompleter(typeof(ComputeDeviceCompleter))]
     public ComputeDevice Device { get; set; } = Defaults.Device;
 
     [Parameter]

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraLego.Completion;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Mixture;
 using LoraLego.Core.Models;
@@ -43,6 +44,7 @@ public sealed class OptimizeLoraMixtureCommand : LoraCmdlet
     public int Seed { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(ComputeDeviceCompleter))]
     public ComputeDevice Device { get; set; } = Defaults.Device;
 
     protected override void ProcessRecord()
