@@ -23,7 +23,8 @@ public static class MergeRun
             _ => StandardMerge.Merge(inputs, Enum.Parse<MergeMethod>(method), new MergeOptions
             {
                 Rank = method.Contains("Svd") ? 16 : null,
-                Density = method.StartsWith("Ties") ? 0.5 : null,
+                // PEFT's density for every trimming method, so bench/peft-side-by-side compares like with like.
+                Density = new[] { "Ties", "Dare", "Magnitude" }.Any(method.StartsWith) ? 0.5 : null,
                 Device = device,
             }),
         };
