@@ -233,6 +233,30 @@ class PeftSide:
         return merge, save
 
 
+def print_header(args, versions):
+    print(f"# LoraLego vs PEFT add_weighted_adapter: {args.adapters} Llama-7B-shaped r{args.rank} fp16 adapters, weights 1, "
+          f"density {args.density} for the trimming methods, svd rank {args.rank}; {os.cpu_count()} cores, {versions}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    print("# LoraLego: read + merge + write, in its own process (loralego-bench merge-once). "
+          f"PEFT: add_weighted_adapter alone, then save_pretrained of the merged adapter; loading the {args.adapters} adapters is not timed.")
+    print("| method | PEFT combination_type | device | LoraLego s | PEFT merge s | PEFT merge + save s | PEFT merge / LoraLego | PEFT (merge + save) / LoraLego | notes |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    sys.stdout.flush()
+
+
+def print_row(method, device, our_seconds, our_note, peft_merge, peft_save, peft_note):
+    def cell(x):
+        return "" if x is None else f"{x:.2f}"
+
+    both = None if peft_merge is None or peft_save is None else peft_merge + peft_save
+    ratio = None if peft_merge is None or not our_seconds else peft_merge / our_seconds
+    ratio_both = None if both is None or not our_seconds else both / our_seconds
+    notes = "; ".join(n for n in (f"LoraLego {our_note}" if our_note else "", f"PEFT {peft_note}" if peft_note else "") if n)
+    print(f"| {method} | {PEFT_NAMES.get(method, '-')} | {device} | {cell(our_seconds)} | {cell(peft_merge)} | {cell(both)} | "
+          f"{'' if ratio is None else f'{ratio:.1f}x'} | {'' if ratio_both is None else f'{ratio_both:.1f}x'} | {notes} |")
+    sys.stdout.flush()
+
+
 def main():
     args = parse_args()
     clock = Clock(args.deadline)
@@ -248,7 +272,7 @@ def main():
         versions = f"torch {torch.__version__}, PEFT {peft.__version__}"
     except Exception as e:  # no torch or peft here: LoraLego's column alone
         side, versions = None, f"PEFT not available ({e})"
-    rows = []
+    print_header(args, versions)
     for device in [d.strip().lower() for d in args.devices.split(",") if d.strip()]:
         if device == "cuda" and side is not None and not side.torch.cuda.is_available():
             say("no CUDA device for PyTorch; skipping cuda")
@@ -261,7 +285,7 @@ def main():
             if method not in PEFT_NAMES:
                 peft_note = "no PEFT counterpart"
             elif side is None:
-                peft_note = "PEFT not available"
+                peft_note = "not installed"
             elif clock.left() < 20:
                 peft_note = "skipped (deadline)"
             else:
@@ -275,30 +299,11 @@ def main():
                         peft_note = f"timed on {layers} of {LAYERS} layers, x{scale:g}"
                 except Exception as e:
                     traceback.print_exc()
-                    peft_note = f"failed: {type(e).__name__}: {str(e)[:120]}"
+                    peft_note = f"failed: {type(e).__name__}: {str(e)[:120]}".replace("|", "/")
             say(f"PEFT {PEFT_NAMES.get(method, '-')} on {device}: merge {peft_merge} save {peft_save} {peft_note}")
-            rows.append((method, device, our_seconds, our_note, peft_merge, peft_save, peft_note))
+            print_row(method, device, our_seconds, our_note, peft_merge, peft_save, peft_note)
         if side is not None:
             side.release(device)
-    print(f"# LoraLego vs PEFT add_weighted_adapter: {args.adapters} Llama-7B-shaped r{args.rank} fp16 adapters, weights 1, "
-          f"density {args.density} for the trimming methods, svd rank {args.rank}; {os.cpu_count()} cores, {versions}, "
-          f"{time.strftime('%Y-%m-%d')}")
-    print("# LoraLego: read + merge + write, in its own process (loralego-bench merge-once). "
-          "PEFT: add_weighted_adapter alone, then save_pretrained of the merged adapter; loading the 8 adapters is not timed.")
-    print("| method | PEFT combination_type | device | LoraLego s | PEFT merge s | PEFT merge + save s | PEFT merge / LoraLego | PEFT (merge + save) / LoraLego | notes |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
-
-    def cell(x):
-        return "" if x is None else f"{x:.2f}"
-
-    for method, device, our_seconds, our_note, peft_merge, peft_save, peft_note in rows:
-        both = None if peft_merge is None or peft_save is None else peft_merge + peft_save
-        ratio = None if peft_merge is None or not our_seconds else peft_merge / our_seconds
-        ratio_both = None if both is None or not our_seconds else both / our_seconds
-        notes = "; ".join(n for n in (f"LoraLego {our_note}" if our_note else "", f"PEFT {peft_note}" if peft_note else "") if n)
-        print(f"| {method} | {PEFT_NAMES.get(method, '-')} | {device} | {cell(our_seconds)} | {cell(peft_merge)} | {cell(both)} | "
-              f"{'' if ratio is None else f'{ratio:.1f}x'} | {'' if ratio_both is None else f'{ratio_both:.1f}x'} | {notes} |")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
