@@ -112,6 +112,8 @@ Describe 'Argument completion' {
     It 'completes the enum values of <Cmdlet> -<Parameter>' -ForEach @(
         @{ Cmdlet = 'Merge-Lora'; Parameter = 'Method'; Word = 'Dare'; Expected = 'DareLinear', 'DareLinearSvd', 'DareTies', 'DareTiesSvd' }
         @{ Cmdlet = 'Export-Lora'; Parameter = 'DType'; Word = 'F'; Expected = 'Float16', 'Float32' }
+        # On a machine without CUDA (CI) there is no Cuda:<n> to offer.
+        @{ Cmdlet = 'Import-BaseModel'; Parameter = 'Device'; Word = 'c'; Expected = 'Cpu', 'Cuda' }
     ) {
         (TabExpansion2 -inputScript "$Cmdlet -$Parameter $Word").CompletionMatches.CompletionText | Should -Be $Expected
     }
