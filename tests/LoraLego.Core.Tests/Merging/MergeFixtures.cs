@@ -10,7 +10,7 @@ namespace LoraLego.Core.Tests.Merging;
 public sealed record FixtureMerge(string Name, string[] Adapters, double[] Weights, MergeMethod Method, double? Density, int? SvdRank, MajoritySign? MajoritySign)
 {
     /// <summary>
-    /// PEFT's call as MergeOptions. The trimming _svd forms take PEFT's full SVD (DenseSvd): their default randomized
+    /// PEFT's call as MergeOptions. The trimming methods (those with a density) take PEFT's full SVD (DenseSvd): the _svd forms' default randomized
     /// range finder approximates the rank-k subspace, which TrimmedSvdTests measures instead.
     /// </summary>
     public MergeOptions Options(Action<string>? verbose = null) => new()
@@ -19,7 +19,7 @@ public sealed record FixtureMerge(string Name, string[] Adapters, double[] Weigh
         Density = Density,
         Rank = SvdRank,
         MajoritySign = MajoritySign,
-        DenseSvd = Method.Recipe().Trimming != Trimming.None,
+        DenseSvd = Density is not null,
         Verbose = verbose,
     };
 
