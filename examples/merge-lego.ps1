@@ -63,7 +63,7 @@ $merges = [ordered]@{
     'Lego at the input rank (-Rank 8)'  = $experts | Merge-Lora -Rank 8 -Seed 1
     'PEFT linear, weights 1/4'          = $experts | Merge-Lora -Method Linear -Weight 0.25, 0.25, 0.25, 0.25
     'PEFT cat, weights 1/4'             = $experts | Merge-Lora -Method Cat -Weight 0.25, 0.25, 0.25, 0.25
-    'PEFT ties_svd, density 0.5'        = $experts | Merge-Lora -Method TiesSvd -Density 0.5
+    'PEFT ties_svd, density 0.5'        = $experts | Merge-Lora -Method TiesSvd -Density 0.5 -DenseSvd
 }
 $scored = foreach ($name in $merges.Keys) {
     $scores = foreach ($skill in $skills) { Measure-LoraModel -Model $skillModel -Adapter $merges[$name] -Data "$evalDir/$skill.jsonl" }

@@ -25,6 +25,9 @@ switch (args.FirstOrDefault())
     case "svd-module":
         PrintSvd(options.Device);
         return 0;
+    case "trim-svd-module":
+        PrintTrimmedSvd(args.Skip(1).ToArray());
+        return 0;
     case "kmeans":
         {
             var t = KMeansTiming.Run(options.Device);
@@ -63,6 +66,7 @@ switch (args.FirstOrDefault())
                    loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
                                                                             (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]
+                   loralego-bench trim-svd-module [--out 11008] [--in 4096] [--threads N]  (TiesSvd of one module: randomized vs PEFT's dense SVD)
                    loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
                    loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
@@ -100,6 +104,20 @@ static void PrintSvd(ComputeDevice device)
     Console.WriteLine();
     Console.WriteLine($"Svd merge of one {s.Out} x {s.In} module, {s.Adapters} adapters r{s.Rank} -> r{s.Rank}, {device}: " +
         $"factored {s.FactoredSeconds * 1000:F1} ms, dense {s.DenseSeconds * 1000:F0} ms, speed-up {s.DenseSeconds / s.FactoredSeconds:F0}x, relative difference {s.RelativeDifference:E1}");
+}
+
+static void PrintTrimmedSvd(string[] args)
+{
+    int Arg(string name, int fallback) => Array.IndexOf(args, name) is var i and >= 0 ? int.Parse(args[i + 1]) : fallback;
+    // On busy shared cores one libtorch thread is faster: see RunExtraction.
+    torch.set_num_threads(Arg("--threads", Environment.ProcessorCount));
+    var r = TrimmedSvdComparison.Run(Arg("--out", 11008), Arg("--in", 4096), 8, 16, 0.5);
+    Console.WriteLine($"TiesSvd of one {r.Out} x {r.In} module, {r.Adapters} adapters r{r.Rank}, density {r.Density} -> r{r.Rank}, CPU, {torch.get_num_threads()} threads: " +
+        $"default (randomized) {r.DefaultSeconds:F2} s, dense {r.DenseSeconds:F1} s (full SVD, all singular values), relative difference {r.RelativeDifference:E2}, residual / optimal {r.ResidualRatio:F5}");
+    Console.WriteLine("| oversampling | power iterations | range finder s | relative difference | residual / optimal |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|");
+    foreach (var s in r.Settings)
+        Console.WriteLine($"| {s.Oversampling} | {s.PowerIterations} | {s.Seconds:F2} | {s.RelativeDifference:E2} | {s.ResidualRatio:F5} |");
 }
 
 static void RunExtraction(string[] args, Options o)

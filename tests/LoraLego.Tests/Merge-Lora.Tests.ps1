@@ -9,8 +9,8 @@ Describe 'Merge-Lora reproduces PEFT' {
         @{ Fixture = 'cat_abc'; Names = 'a', 'b', 'c'; Arguments = @{ Method = 'Cat'; Weight = 0.5, 0.3, 0.2 } }
         @{ Fixture = 'svd_abc'; Names = 'a', 'b', 'c'; Arguments = @{ Method = 'Svd' } }
         @{ Fixture = 'ties_ab_freq'; Names = 'a', 'b'; Arguments = @{ Method = 'Ties'; Weight = 0.6, 0.4; Density = 0.3; MajoritySign = 'Frequency' } }
-        @{ Fixture = 'magprune_svd_abc'; Names = 'a', 'b', 'c'; Arguments = @{ Method = 'MagnitudePruneSvd'; Density = 0.5 } }
-        @{ Fixture = 'ties_svd_abc'; Names = 'a', 'b', 'c'; Arguments = @{ Method = 'TiesSvd'; Density = 0.5 } }
+        @{ Fixture = 'magprune_svd_abc'; Names = 'a', 'b', 'c'; Arguments = @{ Method = 'MagnitudePruneSvd'; Density = 0.5; DenseSvd = $true } }
+        @{ Fixture = 'ties_svd_abc'; Names = 'a', 'b', 'c'; Arguments = @{ Method = 'TiesSvd'; Density = 0.5; DenseSvd = $true } }
     ) {
         $merged = $Names.ForEach{ "$Adapters/$_" } | Import-Lora | Merge-Lora @Arguments
         Get-ErrorAgainstPeft $merged $Fixture | Should -BeLessThan 1e-5

@@ -42,8 +42,11 @@ public sealed class MergeOptions
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
 
     /// <summary>
-    /// Make plain Svd form the dense out x in sum before its SVD, as PEFT does, instead of working from the stacked factors.
-    /// Both give the same truncated update; this exists to compare them.
+    /// Take PEFT's route in the SVD methods: form the dense out x in combination and take its full SVD. Without it,
+    /// plain Svd works from the stacked factors (the same truncated update), and the trimming _svd forms (TiesSvd,
+    /// DareLinearSvd, DareTiesSvd, MagnitudePruneSvd, and the mixed-rank fallbacks of Ties, Dare and MagnitudePrune)
+    /// find the rank-k result with a randomized range finder: the same trimmed combination, its leading subspace
+    /// approximated (the error is measured in docs/benchmarks.md); with it they are PEFT-exact.
     /// </summary>
     public bool DenseSvd { get; init; }
 

@@ -9,11 +9,18 @@ internal sealed record ModuleMember(string AdapterName, double Weight, double De
 {
     public long Rank => A.shape[0];
 
+    public long OutFeatures => B.shape[0];
+
+    public long InFeatures => A.shape[1];
+
     /// <summary>The effective update scaling * B @ A, what PEFT's get_delta_weight returns.</summary>
-    public Tensor Delta()
+    public Tensor Delta() => DeltaRows(0, OutFeatures);
+
+    /// <summary>Rows [<paramref name="start"/>, <paramref name="end"/>) of <see cref="Delta"/>, without forming the rest.</summary>
+    public Tensor DeltaRows(long start, long end)
     {
         using var scaling = Scaling.ToScalar();
-        return B.matmul(A).mul_(scaling);
+        return B.narrow(0, start, end - start).matmul(A).mul_(scaling);
     }
 }
 

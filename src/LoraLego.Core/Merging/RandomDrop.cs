@@ -12,11 +12,17 @@ internal static class RandomDrop
         if (density >= 1)
             return task.clone();
         using var scope = NewDisposeScope();
+        return task.mul(Keep(task, density, random)).div_(density).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Where <paramref name="task"/>'s entries survive, one draw per entry in row-major order: drawing a tensor's rows
+    /// block by block from one generator gives the mask drawn for the whole tensor.
+    /// </summary>
+    internal static Tensor Keep(Tensor task, double density, Generator random) =>
         // Drawn on the CPU whatever the task's device: TorchSharp's generators are CPU generators, and one
         // stream for every device makes a seed give the same merge on the CPU and on CUDA.
-        var keep = full(task.shape, density, task.dtype, CPU).bernoulli(random).to(task.device);
-        return task.mul(keep).div_(density).MoveToOuterDisposeScope();
-    }
+        full(task.shape, density, task.dtype, CPU).bernoulli(random).to(task.device);
 
     /// <summary>
     /// A generator for one module, seeded from the merge's seed and the module's key, so a module's drops do not

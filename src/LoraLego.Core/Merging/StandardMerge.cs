@@ -17,7 +17,8 @@ public static class StandardMerge
     /// first input and so scales its result by sqrt(r) when that input is rsLoRA; LoraLego does not).
     /// A module missing from some adapters is merged from those that have it, as in PEFT. Going beyond PEFT:
     /// Ties, DareLinear, DareTies and MagnitudePrune over modules of different ranks run their _svd form instead of
-    /// failing, and plain Svd never forms the dense out x in matrix. A single input is merged linearly, as PEFT does.
+    /// failing, plain Svd never forms the dense out x in matrix, and the trimming _svd forms find their rank-k result
+    /// by a randomized range finder rather than a full SVD (<see cref="MergeOptions.DenseSvd"/> takes PEFT's route). A single input is merged linearly, as PEFT does.
     /// </summary>
     /// <exception cref="LoraException">
     /// InvalidArgument for an option the method does not take or lacks (Density), Linear over different ranks, or a
@@ -123,9 +124,11 @@ public static class StandardMerge
                 // A's of different ranks cannot be trimmed and combined entry by entry, but the dense updates can.
                 log?.Invoke($"{module.Key}: ranks differ ({string.Join(", ", module.Members.Select(m => $"{m.AdapterName} r{m.Rank}"))}); " +
                     $"'{method.PeftName()}' ran on the dense updates as '{method.DenseCounterpart().PeftName()}', cut back to rank {rank}");
-                return SvdMerge.Dense(module, combiner, random, rank, clamp);
+                return denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp);
             case MergeForm.DenseSvd when combiner.IsWeightedSum && !denseSvd:
                 return SvdMerge.Factored(module, rank, clamp);
+            case MergeForm.DenseSvd when !denseSvd:
+                return SvdMerge.Randomized(module, combiner, random, rank, clamp);
             default:
                 return SvdMerge.Dense(module, combiner, random, rank, clamp);
         }
@@ -136,6 +139,8 @@ public static class StandardMerge
         MergeForm.Concatenate => "cat: A's and B's stacked along the rank",
         MergeForm.Factorwise => $"{method.PeftName()}: on the A's and the B's separately (PEFT's form; cross terms between adapters are part of the result)",
         _ when combiner.IsWeightedSum && !options.DenseSvd => $"{method.PeftName()}: truncated SVD to rank {rank} from the stacked factors (no dense matrix)",
+        _ when !options.DenseSvd => $"{method.PeftName()}: on the dense updates, combined block by block, rank {rank} by a randomized range finder " +
+            $"(oversampling {SvdMerge.Oversampling}, {SvdMerge.PowerIterations} power iterations; -DenseSvd takes PEFT's full SVD)",
         _ => $"{method.PeftName()}: on the dense updates, truncated SVD to rank {rank}",
     };
 

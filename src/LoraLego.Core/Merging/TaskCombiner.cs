@@ -14,6 +14,8 @@ internal sealed class TaskCombiner(Trimming trimming, MajoritySign? election)
 
     public bool IsWeightedSum => trimming == Trimming.None && election is null;
 
+    public Trimming Trimming => trimming;
+
     /// <param name="tasks">Same-shaped tensors, one per adapter.</param>
     /// <param name="weights">One per task, applied after trimming and sign election.</param>
     /// <param name="densities">One per task: the fraction of its entries trimming keeps.</param>
@@ -21,7 +23,14 @@ internal sealed class TaskCombiner(Trimming trimming, MajoritySign? election)
     public Tensor Combine(IReadOnlyList<Tensor> tasks, IReadOnlyList<double> weights, IReadOnlyList<double> densities, Generator? random)
     {
         using var scope = NewDisposeScope();
-        var stacked = stack(tasks.Select((t, i) => Trim(t, densities[i], random)), 0);
+        return CombineTrimmed(tasks.Select((t, i) => Trim(t, densities[i], random)).ToList(), weights).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The weighting and the sum (or the sign election and disjoint mean) of tasks already trimmed.</summary>
+    public Tensor CombineTrimmed(IReadOnlyList<Tensor> trimmed, IReadOnlyList<double> weights)
+    {
+        using var scope = NewDisposeScope();
+        var stacked = stack(trimmed, 0);
         var shape = new long[stacked.dim()];
         Array.Fill(shape, 1L);
         shape[0] = weights.Count;

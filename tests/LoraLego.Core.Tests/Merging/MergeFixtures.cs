@@ -9,12 +9,17 @@ namespace LoraLego.Core.Tests.Merging;
 /// <summary>One add_weighted_adapter call recorded in the fixture manifests.</summary>
 public sealed record FixtureMerge(string Name, string[] Adapters, double[] Weights, MergeMethod Method, double? Density, int? SvdRank, MajoritySign? MajoritySign)
 {
+    /// <summary>
+    /// PEFT's call as MergeOptions. The trimming methods (those with a density) take PEFT's full SVD (DenseSvd): the _svd forms' default randomized
+    /// range finder approximates the rank-k subspace, which TrimmedSvdTests measures instead.
+    /// </summary>
     public MergeOptions Options(Action<string>? verbose = null) => new()
     {
         Name = Name,
         Density = Density,
         Rank = SvdRank,
         MajoritySign = MajoritySign,
+        DenseSvd = Density is not null,
         Verbose = verbose,
     };
 

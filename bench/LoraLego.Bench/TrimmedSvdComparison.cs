@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using LoraLego.Core.Adapters;
+using LoraLego.Core.Merging;
+using LoraLego.Core.Surgery;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoraLego.Bench;
+
+/// <summary>
+/// TiesSvd of one module: the default path (block-by-block combination, randomized range finder) against PEFT's
+/// (dense combination, full SVD), and the range finder's error for other oversampling / power-iteration settings.
+/// </summary>
+public static class TrimmedSvdComparison
+{
+    public sealed record Setting(int Oversampling, int PowerIterations, double Seconds, double RelativeDifference, double ResidualRatio);
+
+    public sealed record Result(int Out, int In, int Adapters, int Rank, double Density, double DefaultSeconds, double DenseSeconds,
+        double RelativeDifference, double ResidualRatio, IReadOnlyList<Setting> Settings);
+
+    public static Result Run(int outFeatures, int inFeatures, int adapters, int rank, double density)
+    {
+        var inputs = Enumerable.Range(0, adapters).Select(i =>
+        {
+            var g = manual_seed(200 + i);
+            var module = LoraModule.FromFactors("model.layers.0.mlp.gate_proj",
+                randn(rank, inFeatures, generator: g).div_(Math.Sqrt(inFeatures)),
+                randn(outFeatures, rank, generator: g).mul_(0.01), 2.0);
+            var config = new AdapterConfig(new System.Text.Json.Nodes.JsonObject { ["r"] = rank, ["lora_alpha"] = 2 * rank });
+            return new MergeInput(new LoraAdapter($"t{i}", null, "PEFT", config, [module]));
+        }).ToList();
+        Merge(inputs, rank, density, dense: false);
+        var (fast, tf) = Merge(inputs, rank, density, dense: false);
+        // The full-rank dense merge is the whole SVD of the trimmed combination: its leading columns are the
+        // dense path's rank-k result, and its product is the combination itself.
+        int full = Math.Min(outFeatures, inFeatures);
+        var (whole, td) = Merge(inputs, full, density, dense: true);
+        using var a = whole.Modules[0].A.LoadFloat32();
+        using var b = whole.Modules[0].B.LoadFloat32();
+        using var combined = b.matmul(a);
+        using var best = b[.., ..rank].matmul(a[..rank, ..]);
+        double bestResidual = (combined - best).norm().item<float>();
+        using var fastDelta = fast.Modules[0].Delta();
+        var (rel, ratio) = Compare(fastDelta, best, combined, bestResidual);
+
+        var settings = new List<Setting>();
+        foreach (var (p, q) in new[] { (5, 0), (10, 0), (5, 1), (10, 1), (20, 1), (5, 2), (10, 2), (10, 3) })
+        {
+            var sw = Stopwatch.StartNew();
+            using var scope = NewDisposeScope();
+            using var generator = new Generator(0x5EED);
+            var svd = RandomizedSvd.Of(combined, rank, p, q, generator);
+            var (ra, rb) = svd.Truncate(rank, ScalarType.Float32);
+            var approx = rb.matmul(ra);
+            double seconds = sw.Elapsed.TotalSeconds;
+            var (r, f) = Compare(approx, best, combined, bestResidual);
+            settings.Add(new Setting(p, q, seconds, r, f));
+        }
+        return new Result(outFeatures, inFeatures, adapters, rank, density, tf, td, rel, ratio, settings);
+    }
+
+    // The difference from the dense rank-k result, and the residual ||C - X|| over the optimal one (1 = as good as the SVD).
+    private static (double Relative, double ResidualRatio) Compare(Tensor approx, Tensor best, Tensor combined, double bestResidual) =>
+        ((approx - best).norm().item<float>() / best.norm().item<float>(), (combined - approx).norm().item<float>() / bestResidual);
+
+    private static (LoraAdapter, double) Merge(IReadOnlyList<MergeInput> inputs, int rank, double density, bool dense)
+    {
+        var sw = Stopwatch.StartNew();
+        var merged = StandardMerge.Merge(inputs, MergeMethod.TiesSvd, new MergeOptions { Rank = rank, Density = density, DenseSvd = dense, Device = LoraLego.Core.Compute.ComputeDevice.Cpu });
+        return (merged, sw.Elapsed.TotalSeconds);
+    }
+}
