@@ -22,17 +22,16 @@ public static class RankClusterer
         options ??= new RankClusterOptions();
         options.Validate();
         device ??= DeviceSelector.Resolve(options.Device, verbose);
-        var units = Canonical(pool.Units);
-        int n = units.Count;
-        int requestedK = options.K ?? n;
+        int requestedK = options.K ?? pool.Count;
         using var scope = NewDisposeScope();
-        var members = MemberMatrix(units, device);
+        var (units, members, memberNorms) = Canonical(pool, device, options.Norm);
+        int n = units.Count;
         if (n <= requestedK)
         {
             string? message = n < requestedK
                 ? $"{n} units, fewer than k = {requestedK}: every unit kept as its own cluster (rank {n})"
                 : null;
-            return Build(pool, options, requestedK, units, members, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message);
+            return Build(pool, options, requestedK, units, members, memberNorms, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message);
         }
         var gram = SpaceGram(members, pool.OutFeatures, options.Space);
         var result = KMeans.FitGram(gram, n, pool.OutFeatures + pool.InFeatures, requestedK, options.KMeans);
@@ -40,7 +39,7 @@ public static class RankClusterer
         string? dropped = emptied > 0
             ? $"{emptied} of {requestedK} clusters stayed empty (too few distinct units): rank {requestedK - emptied}"
             : null;
-        return Build(pool, options, requestedK, units, members, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped);
+        return Build(pool, options, requestedK, units, members, memberNorms, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped);
     }
 
     /// <summary>
@@ -56,40 +55,60 @@ public static class RankClusterer
             yield return Cluster(pool, options, device, verbose);
     }
 
-    private sealed record CanonicalUnit(Msu Unit, double[] Vector);
-
-    // Sorting by value makes the result independent of the order of ranks and of inputs: k-means++
-    // draws indices, so the same points in another order would be seeded differently.
-    private static List<CanonicalUnit> Canonical(IEnumerable<Msu> units) =>
-        units.Select(SignCanonicalizer.Canonicalize)
-            .Select(u => new CanonicalUnit(u, u.Folded()))
-            .OrderBy(c => c.Vector, LexicographicComparer.Instance)
-            .ToList();
-
-    private sealed class LexicographicComparer : IComparer<double[]>
+    // Every unit as its folded vector [sign(s) sqrt|s| b; sqrt|s| a] (Msu.Folded), turned to its
+    // canonical sign (SignCanonicalizer) and sorted by value, as the rows of one float64 tensor:
+    // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
+    // indices, so the same points in another order would be seeded differently). The whole module
+    // is handled as one tensor; the folding is an exact multiplication by one factor per row and part.
+    private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
     {
-        public static readonly LexicographicComparer Instance = new();
-
-        public int Compare(double[]? x, double[]? y)
+        int n = pool.Count, outFeatures = pool.OutFeatures;
+        var rows = pool.Rows(device);
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(rows, pool.Units, outFeatures);
+        var aFactors = new double[n];
+        var bFactors = new double[n];
+        for (int i = 0; i < n; i++)
         {
-            for (int i = 0; i < x!.Length; i++)
-            {
-                int c = x[i].CompareTo(y![i]);
-                if (c != 0)
-                    return c;
-            }
-            return 0;
+            double scaling = pool.Units[i].Scaling;
+            aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
+            bFactors[i] = Math.Sign(scaling) * aFactors[i];
         }
+        rows.narrow(1, 0, outFeatures).mul_(tensor(bFactors, [n, 1], device: device));
+        rows.narrow(1, outFeatures, pool.InFeatures).mul_(tensor(aFactors, [n, 1], device: device));
+        int[] order = ValueOrder(rows);
+        var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
+        var members = rows.index_select(0, tensor(order.Select(i => (long)i).ToArray(), device: device));
+        // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
+        // once, as the largest of the rounded products is.
+        double[] memberNorms = norm == UnitNorm.LInfinity
+            ? order.Select(i => Math.Abs((at[i] < outFeatures ? bFactors[i] : aFactors[i]) * entries[i])).ToArray()
+            : TensorBytes.ToArray<double>(linalg.vector_norm(members, 2, dims: [1]));
+        return (units, members, memberNorms);
     }
 
-    // The units' vectors as the rows of one float64 tensor.
-    private static Tensor MemberMatrix(List<CanonicalUnit> units, Device device)
+    // The rows' lexicographic order (stable: equal rows keep their order). Rows nearly always
+    // differ in their first entry; only when two do not are all values fetched.
+    private static int[] ValueOrder(Tensor rows)
     {
-        int width = units[0].Vector.Length;
-        var flat = new double[units.Count * width];
-        for (int i = 0; i < units.Count; i++)
-            units[i].Vector.CopyTo(flat.AsSpan(i * width));
-        return tensor(flat, [units.Count, width], device: device);
+        int n = (int)rows.shape[0], width = (int)rows.shape[1];
+        double[] first = TensorBytes.ToArray<double>(rows.select(1, 0));
+        var all = new Lazy<double[]>(() => TensorBytes.ToArray<double>(rows));
+        return Enumerable.Range(0, n).OrderBy(i => i, Comparer<int>.Create((x, y) =>
+        {
+            int c = first[x].CompareTo(first[y]);
+            return c != 0 || x == y ? c : Lexicographic(all.Value.AsSpan(x * width, width), all.Value.AsSpan(y * width, width));
+        })).ToArray();
+    }
+
+    private static int Lexicographic(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            int c = x[i].CompareTo(y[i]);
+            if (c != 0)
+                return c;
+        }
+        return 0;
     }
 
     // The Gram matrix of the points in the clustering space. The normalised space's is assembled
@@ -146,8 +165,8 @@ public static class RankClusterer
         return (Array.ConvertAll(assignments, a => renumber[a]), k - used.Length);
     }
 
-    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<CanonicalUnit> units, Tensor members,
-        int[] assignments, double inertia, int iterations, double[] history, string? message)
+    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<Msu> units, Tensor members,
+        double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
         using var centroids = tensor(KMeans.MeanWeights(assignments, k), [k, units.Count], device: members.device).matmul(members).to_type(ScalarType.Float32);
@@ -155,9 +174,8 @@ public static class RankClusterer
         int width = pool.OutFeatures + pool.InFeatures;
         float[][] Part(int offset, int length) =>
             Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
-        return new RankCluster(pool.ModuleKey, requestedK, units.Select(u => u.Unit).ToList(), assignments,
-            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures),
-            units.Select(u => NormOf(u.Vector, options.Norm)).ToArray(),
+        return new RankCluster(pool.ModuleKey, requestedK, units, assignments,
+            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures), memberNorms,
             inertia, iterations, history, options, pool.MeanInputRank, message);
     }
 }

@@ -28,27 +28,16 @@ public static class MsuSplitter
     /// <summary>The units of one module of <paramref name="adapter"/>.</summary>
     public static IReadOnlyList<Msu> SplitModule(LoraAdapter adapter, LoraModule module, double weight = 1.0)
     {
-        float[] a = module.A.ToArray();
-        float[] b = module.B.ToArray();
-        int rank = module.Rank;
-        int inFeatures = (int)module.InFeatures;
-        int outFeatures = (int)module.OutFeatures;
-        double scaling = module.Scaling * weight;
-        var units = new Msu[rank];
-        for (int i = 0; i < rank; i++)
-        {
-            var row = a.AsSpan(i * inFeatures, inFeatures).ToArray();
-            var column = new float[outFeatures];
-            for (int o = 0; o < outFeatures; o++)
-                column[o] = b[o * rank + i];
-            units[i] = new Msu(adapter.Name, module.Key, i, row, column, scaling, rank, module.FanInFanOut) { AdapterConfig = adapter.Config };
-        }
+        var units = new ModuleUnits(adapter, module, weight).Units;
+        // Read now, so that a bad file fails here, naming it, and not wherever a unit is first looked at.
+        foreach (var unit in units)
+            _ = unit.A;
         return units;
     }
 
     /// <summary>
     /// The pools of a merge: for each module any input targets (in order of first appearance), the
-    /// units of every input that has it. Inputs with weight 0 contribute nothing and are left out,
+    /// units of every input that has it, read when the pool is clustered. Inputs with weight 0 contribute nothing and are left out,
     /// so that their zero units cannot pull centroids towards the origin.
     /// </summary>
     public static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter = null)
@@ -56,12 +45,12 @@ public static class MsuSplitter
         var filter = new ModuleFilter(moduleFilter);
         foreach (string key in MergeInput.ModuleKeys(inputs).Where(filter.Matches))
         {
-            var units = new List<Msu>();
+            var modules = new List<ModuleUnits>();
             foreach (var input in inputs)
                 if (input.Weight != 0 && input.Adapter.GetModule(key) is { } module)
-                    units.AddRange(SplitModule(input.Adapter, module, input.Weight));
-            if (units.Count > 0)
-                yield return new MsuPool(key, units);
+                    modules.Add(new ModuleUnits(input.Adapter, module, input.Weight));
+            if (modules.Count > 0)
+                yield return new MsuPool(key, modules);
         }
     }
 }

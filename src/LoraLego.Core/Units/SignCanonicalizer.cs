@@ -1,3 +1,6 @@
+using LoraLego.Core.Formats;
+using static TorchSharp.torch;
+
 namespace LoraLego.Core.Units;
 
 /// <summary>
@@ -11,27 +14,27 @@ public static class SignCanonicalizer
     public const string Rule = "largest-magnitude entry of [b; a] positive";
 
     /// <summary>The unit in canonical sign; <see cref="Msu.SignFlipped"/> tells whether it was negated.</summary>
-    public static Msu Canonicalize(Msu unit) => LargestEntryIsNegative(unit) ? unit.Negated() : unit;
-
-    // A and B share the positive factor sqrt(|scaling|); only B also carries sign(scaling).
-    private static bool LargestEntryIsNegative(Msu unit)
+    public static Msu Canonicalize(Msu unit)
     {
-        double best = -1;
-        double signed = 0;
-        int bSign = unit.Scaling < 0 ? -1 : 1;
-        foreach (float x in unit.B)
-            Consider(bSign * x);
-        foreach (float x in unit.A)
-            Consider(x);
-        return signed < 0;
+        using var rows = new MsuPool(unit.ModuleKey, [unit]).Rows(CPU);
+        return LargestEntries(rows, [unit], unit.OutFeatures).Negative[0] ? unit.Negated() : unit;
+    }
 
-        void Consider(double x)
-        {
-            if (Math.Abs(x) > best)
-            {
-                best = Math.Abs(x);
-                signed = x;
-            }
-        }
+    /// <summary>
+    /// For each row [b; a] of <paramref name="rows"/> (unscaled, in the order of <paramref name="units"/>):
+    /// where its largest-magnitude entry is (the first on ties), that entry, and whether the rule negates the unit.
+    /// A and B share the positive factor sqrt(|scaling|), so the unscaled values decide; only B also
+    /// carries sign(scaling). One argmax over the whole tensor, not a loop per unit.
+    /// </summary>
+    internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(Tensor rows, IReadOnlyList<Msu> units, int outFeatures)
+    {
+        using var scope = NewDisposeScope();
+        var largest = rows.abs().argmax(1, keepdim: true);
+        double[] entries = TensorBytes.ToArray<double>(rows.gather(1, largest));
+        long[] at = TensorBytes.ToArray<long>(largest);
+        var negative = new bool[units.Count];
+        for (int i = 0; i < negative.Length; i++)
+            negative[i] = (at[i] < outFeatures && units[i].Scaling < 0 ? -entries[i] : entries[i]) < 0;
+        return (negative, at, entries);
     }
 }
