@@ -63,8 +63,8 @@ public static class RankClusterer
     private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
     {
         int n = pool.Count, outFeatures = pool.OutFeatures;
-        var rows = pool.Rows(device);
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(rows, pool.Units, outFeatures);
+        var raw = pool.Rows();
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(raw, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -73,11 +73,12 @@ public static class RankClusterer
             aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
             bFactors[i] = Math.Sign(scaling) * aFactors[i];
         }
-        rows.narrow(1, 0, outFeatures).mul_(tensor(bFactors, [n, 1], device: device));
-        rows.narrow(1, outFeatures, pool.InFeatures).mul_(tensor(aFactors, [n, 1], device: device));
-        int[] order = ValueOrder(rows);
+        // The rows are put in order while still in their stored dtype, and converted once.
+        int[] order = ValueOrder(raw, bFactors, aFactors, outFeatures);
+        var members = raw.index_select(0, tensor(order.Select(i => (long)i).ToArray())).to(ScalarType.Float64, device);
+        members.narrow(1, 0, outFeatures).mul_(tensor(order.Select(i => bFactors[i]).ToArray(), [n, 1], device: device));
+        members.narrow(1, outFeatures, pool.InFeatures).mul_(tensor(order.Select(i => aFactors[i]).ToArray(), [n, 1], device: device));
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
-        var members = rows.index_select(0, tensor(order.Select(i => (long)i).ToArray(), device: device));
         // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
         // once, as the largest of the rounded products is.
         double[] memberNorms = norm == UnitNorm.LInfinity
@@ -86,17 +87,27 @@ public static class RankClusterer
         return (units, members, memberNorms);
     }
 
-    // The rows' lexicographic order (stable: equal rows keep their order). Rows nearly always
-    // differ in their first entry; only when two do not are all values fetched.
-    private static int[] ValueOrder(Tensor rows)
+    // The lexicographic order of the folded rows (stable: equal rows keep their order), folded
+    // here as the tensor would be (one double product per value). Rows nearly always differ
+    // within their first entries; only when two do not are all values fetched.
+    private static int[] ValueOrder(Tensor raw, double[] bFactors, double[] aFactors, int outFeatures)
     {
-        int n = (int)rows.shape[0], width = (int)rows.shape[1];
-        double[] first = TensorBytes.ToArray<double>(rows.select(1, 0));
-        var all = new Lazy<double[]>(() => TensorBytes.ToArray<double>(rows));
+        int n = (int)raw.shape[0], width = (int)raw.shape[1], leading = Math.Min(width, 32);
+        double[] Folded(Tensor columns)
+        {
+            int w = (int)columns.shape[1];
+            double[] values = TensorBytes.ToArray<double>(columns.to_type(ScalarType.Float64));
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < w; c++)
+                    values[i * w + c] *= c < outFeatures ? bFactors[i] : aFactors[i];
+            return values;
+        }
+        double[] first = Folded(raw.narrow(1, 0, leading));
+        var all = new Lazy<double[]>(() => Folded(raw));
         return Enumerable.Range(0, n).OrderBy(i => i, Comparer<int>.Create((x, y) =>
         {
-            int c = first[x].CompareTo(first[y]);
-            return c != 0 || x == y ? c : Lexicographic(all.Value.AsSpan(x * width, width), all.Value.AsSpan(y * width, width));
+            int c = Lexicographic(first.AsSpan(x * leading, leading), first.AsSpan(y * leading, leading));
+            return c != 0 || x == y || leading == width ? c : Lexicographic(all.Value.AsSpan(x * width, width), all.Value.AsSpan(y * width, width));
         })).ToArray();
     }
 

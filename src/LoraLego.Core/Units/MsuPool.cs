@@ -63,11 +63,11 @@ public sealed class MsuPool
     public int Count => Units.Count;
 
     /// <summary>
-    /// The units, unscaled, as the rows [B[:,i]^T, A[i,:]] of one new float64 tensor on
-    /// <paramref name="device"/> (n x (out + in), in <see cref="Units"/>' order); the caller owns it.
-    /// Whole modules are read and converted in one piece each, not unit by unit.
+    /// The units, unscaled, as the rows [B[:,i]^T, A[i,:]] of one new CPU tensor (n x (out + in),
+    /// in <see cref="Units"/>' order, in the modules' stored dtype or float32); the caller owns it.
+    /// Whole modules are read in one piece each, not unit by unit.
     /// </summary>
-    internal Tensor Rows(Device device)
+    internal Tensor Rows()
     {
         using var scope = NewDisposeScope();
         Tensor rows;
@@ -84,7 +84,7 @@ public sealed class MsuPool
             }
             rows = tensor(flat, [Units.Count, width]);
         }
-        return rows.to(ScalarType.Float64, device).MoveToOuterDisposeScope();
+        return rows.MoveToOuterDisposeScope();
     }
 
     /// <summary>Groups a stream of units (any adapters, any modules) into pools, in order of first appearance.</summary>
