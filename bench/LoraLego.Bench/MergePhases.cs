@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace LoraLego.Bench;
 
-/// <summary>Where a Lego merge's time goes, phase by phase, from the public steps a merge is made of.</summary>
+/// <summary>Where a Lego merge's time goes, phase by phase, from the public steps a merge is made of (bench-only probe).</summary>
 public static class MergePhases
 {
     public static void Run(IReadOnlyList<string> adapterDirs, int modules)
@@ -23,8 +23,15 @@ public static class MergePhases
             times[phase] = times.GetValueOrDefault(phase) + sw.Elapsed.TotalSeconds;
         }
         var built = new List<LoraModule>();
-        foreach (var pool in MsuSplitter.Pools(inputs).Take(modules))
+        // Split-Msu's pools, read at once (a merge reads its pools' modules inside the clustering).
+        var pools = MsuSplitter.Pools(inputs).Take(modules).GetEnumerator();
+        while (true)
         {
+            bool more = false;
+            Time("read units", () => more = pools.MoveNext());
+            if (!more)
+                break;
+            var pool = pools.Current;
             RankCluster cluster = null!;
             Time("cluster", () => cluster = RankClusterer.Cluster(pool, options.Clustering, CPU));
             Time("build", () => built.Add(LegoMerge.BuildModule(cluster, options, adapterCount: inputs.Count)));

@@ -29,6 +29,14 @@ internal sealed class ModuleUnits
 
     public IReadOnlyList<Msu> Units { get; }
 
+    /// <summary>Reads the units' arrays now, so that a bad file fails here, naming it, and not wherever a unit is first looked at.</summary>
+    public ModuleUnits Read()
+    {
+        foreach (var unit in Units)
+            _ = unit.A;
+        return this;
+    }
+
     /// <summary>
     /// The units as rows [B^T, A] (rank x (out + in)) in the stored dtype on the CPU, read from
     /// the file in one piece per factor; the caller owns the tensor.

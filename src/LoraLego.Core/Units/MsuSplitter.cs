@@ -26,21 +26,19 @@ public static class MsuSplitter
     }
 
     /// <summary>The units of one module of <paramref name="adapter"/>.</summary>
-    public static IReadOnlyList<Msu> SplitModule(LoraAdapter adapter, LoraModule module, double weight = 1.0)
-    {
-        var units = new ModuleUnits(adapter, module, weight).Units;
-        // Read now, so that a bad file fails here, naming it, and not wherever a unit is first looked at.
-        foreach (var unit in units)
-            _ = unit.A;
-        return units;
-    }
+    public static IReadOnlyList<Msu> SplitModule(LoraAdapter adapter, LoraModule module, double weight = 1.0) =>
+        new ModuleUnits(adapter, module, weight).Read().Units;
 
     /// <summary>
     /// The pools of a merge: for each module any input targets (in order of first appearance), the
-    /// units of every input that has it, read when the pool is clustered. Inputs with weight 0 contribute nothing and are left out,
+    /// units of every input that has it. Inputs with weight 0 contribute nothing and are left out,
     /// so that their zero units cannot pull centroids towards the origin.
     /// </summary>
-    public static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter = null)
+    public static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter = null) => Pools(inputs, moduleFilter, read: true);
+
+    /// <summary>As <see cref="Pools(IReadOnlyList{MergeInput}, string?)"/>; with <paramref name="read"/> false the
+    /// factors are read only when the pool is clustered (or a unit looked at), as a merge needs them.</summary>
+    internal static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter, bool read)
     {
         var filter = new ModuleFilter(moduleFilter);
         foreach (string key in MergeInput.ModuleKeys(inputs).Where(filter.Matches))
@@ -48,7 +46,7 @@ public static class MsuSplitter
             var modules = new List<ModuleUnits>();
             foreach (var input in inputs)
                 if (input.Weight != 0 && input.Adapter.GetModule(key) is { } module)
-                    modules.Add(new ModuleUnits(input.Adapter, module, input.Weight));
+                    modules.Add(read ? new ModuleUnits(input.Adapter, module, input.Weight).Read() : new ModuleUnits(input.Adapter, module, input.Weight));
             if (modules.Count > 0)
                 yield return new MsuPool(key, modules);
         }
