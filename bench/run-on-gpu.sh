@@ -30,8 +30,8 @@ elif [ "$phase" = mole ]; then
   bench 200 mole --device Cuda > "$out/mole-cuda.md" 2>&1
   bench 200 mole --device Cpu > "$out/mole-cpu.md" 2>&1
 elif [ "$phase" = lego ]; then
-  bench 200 all --device Cuda --methods Lego > "$out/lego-cuda.md" 2>&1
-  bench 200 all --device Cpu --methods Lego > "$out/lego-cpu.md" 2>&1
+  bench 200 all --device Cuda --methods Lego,Linear > "$out/lego-cuda.md" 2>&1
+  bench 200 all --device Cpu --methods Lego,Linear --no-svd-module > "$out/lego-cpu.md" 2>&1
 else
   bench 240 all --device Cpu --methods Lego,Cat,Linear,Svd,Ties > "$out/merge-cpu.md" 2>&1
   bench 120 forward --device Cpu > "$out/forward-cpu.md" 2>&1

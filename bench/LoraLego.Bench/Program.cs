@@ -10,7 +10,7 @@ using TorchSharp;
 // each merge end to end in its own process, measures the I/O floor in the same run and prints a
 // markdown table for docs/benchmarks.md.
 var options = Options.Parse(args.Skip(1).ToArray());
-torch.set_num_threads(Environment.ProcessorCount);
+torch.set_num_threads(int.TryParse(Environment.GetEnvironmentVariable("BENCH_THREADS"), out int benchThreads) ? benchThreads : Environment.ProcessorCount);
 switch (args.FirstOrDefault())
 {
     case "merge-once":
@@ -20,7 +20,7 @@ switch (args.FirstOrDefault())
             return 0;
         }
     case "all":
-        RunAll(options);
+        RunAll(options, args);
         return 0;
     case "svd-module":
         PrintSvd(options.Device);
@@ -50,6 +50,9 @@ switch (args.FirstOrDefault())
         torch.set_num_threads(int.Parse(args[6]));
         Console.WriteLine(JsonSerializer.Serialize(ExtractionBench.Run(args[1], args[2], args[3], int.Parse(args[4]), ComputeDevice.Parse(args[5]))));
         return 0;
+    case "lego-phases":
+        MergePhases.Run(args.Skip(2).ToArray(), int.Parse(args[1]));
+        return 0;
     case "lego-error":
         LegoErrorProbe.Run(args[1]);
         return 0;
@@ -62,12 +65,13 @@ switch (args.FirstOrDefault())
         return 0;
     default:
         Console.WriteLine("""
-            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...]
+            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--no-svd-module]
                    loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
                                                                             (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]
                    loralego-bench trim-svd-module [--out 11008] [--in 4096] [--threads N]  (TiesSvd of one module: randomized vs PEFT's dense SVD)
                    loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
+                   loralego-bench lego-phases MODULES ADAPTERDIR...        (a Lego merge's seconds per phase over its first modules)
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
                    loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
@@ -78,7 +82,7 @@ switch (args.FirstOrDefault())
         return 2;
 }
 
-static void RunAll(Options o)
+static void RunAll(Options o, string[] args)
 {
     var shape = ModelShape.Parse(o.Shape);
     string data = Path.GetFullPath(o.Data);
@@ -95,7 +99,8 @@ static void RunAll(Options o)
         Console.WriteLine($"| {r.Method} | {r.Device} | {r.Seconds:F2} | {floor:F2} | {r.Seconds / floor:F1} | {r.PeakBytes >> 20} | {r.InputBytes >> 20} | {r.OutputBytes >> 20} |");
         Directory.Delete(output, recursive: true);
     }
-    PrintSvd(o.Device);
+    if (!args.Contains("--no-svd-module"))
+        PrintSvd(o.Device);
 }
 
 static void PrintSvd(ComputeDevice device)

@@ -22,17 +22,16 @@ public static class RankClusterer
         options ??= new RankClusterOptions();
         options.Validate();
         device ??= DeviceSelector.Resolve(options.Device, verbose);
-        var units = Canonical(pool.Units);
-        int n = units.Count;
-        int requestedK = options.K ?? n;
+        int requestedK = options.K ?? pool.Count;
         using var scope = NewDisposeScope();
-        var members = MemberMatrix(units, device);
+        var (units, members, memberNorms) = Canonical(pool, device, options.Norm);
+        int n = units.Count;
         if (n <= requestedK)
         {
             string? message = n < requestedK
                 ? $"{n} units, fewer than k = {requestedK}: every unit kept as its own cluster (rank {n})"
                 : null;
-            return Build(pool, options, requestedK, units, members, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message);
+            return Build(pool, options, requestedK, units, members, memberNorms, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message);
         }
         var gram = SpaceGram(members, pool.OutFeatures, options.Space);
         var result = KMeans.FitGram(gram, n, pool.OutFeatures + pool.InFeatures, requestedK, options.KMeans);
@@ -40,7 +39,7 @@ public static class RankClusterer
         string? dropped = emptied > 0
             ? $"{emptied} of {requestedK} clusters stayed empty (too few distinct units): rank {requestedK - emptied}"
             : null;
-        return Build(pool, options, requestedK, units, members, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped);
+        return Build(pool, options, requestedK, units, members, memberNorms, assignments, result.Inertia, result.Iterations, result.InertiaHistory, dropped);
     }
 
     /// <summary>
@@ -56,40 +55,71 @@ public static class RankClusterer
             yield return Cluster(pool, options, device, verbose);
     }
 
-    private sealed record CanonicalUnit(Msu Unit, double[] Vector);
-
-    // Sorting by value makes the result independent of the order of ranks and of inputs: k-means++
-    // draws indices, so the same points in another order would be seeded differently.
-    private static List<CanonicalUnit> Canonical(IEnumerable<Msu> units) =>
-        units.Select(SignCanonicalizer.Canonicalize)
-            .Select(u => new CanonicalUnit(u, u.Folded()))
-            .OrderBy(c => c.Vector, LexicographicComparer.Instance)
-            .ToList();
-
-    private sealed class LexicographicComparer : IComparer<double[]>
+    // Every unit as its folded vector [sign(s) sqrt|s| b; sqrt|s| a] (Msu.Folded), turned to its
+    // canonical sign (SignCanonicalizer) and sorted by value, as the rows of one float64 tensor:
+    // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
+    // indices, so the same points in another order would be seeded differently). The whole module
+    // is handled as one tensor; the folding is an exact multiplication by one factor per row and part.
+    private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
     {
-        public static readonly LexicographicComparer Instance = new();
-
-        public int Compare(double[]? x, double[]? y)
+        int n = pool.Count, outFeatures = pool.OutFeatures;
+        var raw = pool.Rows();
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(raw, pool.Units, outFeatures);
+        var aFactors = new double[n];
+        var bFactors = new double[n];
+        for (int i = 0; i < n; i++)
         {
-            for (int i = 0; i < x!.Length; i++)
-            {
-                int c = x[i].CompareTo(y![i]);
-                if (c != 0)
-                    return c;
-            }
-            return 0;
+            double scaling = pool.Units[i].Scaling;
+            aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
+            bFactors[i] = Math.Sign(scaling) * aFactors[i];
         }
+        // The rows are put in order while still in their stored dtype, and converted once.
+        int[] order = ValueOrder(raw, bFactors, aFactors, outFeatures);
+        var members = raw.index_select(0, tensor(order.Select(i => (long)i).ToArray())).to(ScalarType.Float64, device);
+        members.narrow(1, 0, outFeatures).mul_(tensor(order.Select(i => bFactors[i]).ToArray(), [n, 1], device: device));
+        members.narrow(1, outFeatures, pool.InFeatures).mul_(tensor(order.Select(i => aFactors[i]).ToArray(), [n, 1], device: device));
+        var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
+        // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
+        // once, as the largest of the rounded products is.
+        double[] memberNorms = norm == UnitNorm.LInfinity
+            ? order.Select(i => Math.Abs((at[i] < outFeatures ? bFactors[i] : aFactors[i]) * entries[i])).ToArray()
+            : TensorBytes.ToArray<double>(linalg.vector_norm(members, 2, dims: [1]));
+        return (units, members, memberNorms);
     }
 
-    // The units' vectors as the rows of one float64 tensor.
-    private static Tensor MemberMatrix(List<CanonicalUnit> units, Device device)
+    // The lexicographic order of the folded rows (stable: equal rows keep their order), folded
+    // here as the tensor would be (one double product per value). Rows nearly always differ
+    // within their first entries; only when two do not are all values fetched.
+    private static int[] ValueOrder(Tensor raw, double[] bFactors, double[] aFactors, int outFeatures)
     {
-        int width = units[0].Vector.Length;
-        var flat = new double[units.Count * width];
-        for (int i = 0; i < units.Count; i++)
-            units[i].Vector.CopyTo(flat.AsSpan(i * width));
-        return tensor(flat, [units.Count, width], device: device);
+        int n = (int)raw.shape[0], width = (int)raw.shape[1], leading = Math.Min(width, 32);
+        double[] Folded(Tensor columns)
+        {
+            int w = (int)columns.shape[1];
+            double[] values = TensorBytes.ToArray<double>(columns.to_type(ScalarType.Float64));
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < w; c++)
+                    values[i * w + c] *= c < outFeatures ? bFactors[i] : aFactors[i];
+            return values;
+        }
+        double[] first = Folded(raw.narrow(1, 0, leading));
+        var all = new Lazy<double[]>(() => Folded(raw));
+        return Enumerable.Range(0, n).OrderBy(i => i, Comparer<int>.Create((x, y) =>
+        {
+            int c = Lexicographic(first.AsSpan(x * leading, leading), first.AsSpan(y * leading, leading));
+            return c != 0 || x == y || leading == width ? c : Lexicographic(all.Value.AsSpan(x * width, width), all.Value.AsSpan(y * width, width));
+        })).ToArray();
+    }
+
+    private static int Lexicographic(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            int c = x[i].CompareTo(y[i]);
+            if (c != 0)
+                return c;
+        }
+        return 0;
     }
 
     // The Gram matrix of the points in the clustering space. The normalised space's is assembled
@@ -146,8 +176,8 @@ public static class RankClusterer
         return (Array.ConvertAll(assignments, a => renumber[a]), k - used.Length);
     }
 
-    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<CanonicalUnit> units, Tensor members,
-        int[] assignments, double inertia, int iterations, double[] history, string? message)
+    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<Msu> units, Tensor members,
+        double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
         using var centroids = tensor(KMeans.MeanWeights(assignments, k), [k, units.Count], device: members.device).matmul(members).to_type(ScalarType.Float32);
@@ -155,9 +185,8 @@ public static class RankClusterer
         int width = pool.OutFeatures + pool.InFeatures;
         float[][] Part(int offset, int length) =>
             Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
-        return new RankCluster(pool.ModuleKey, requestedK, units.Select(u => u.Unit).ToList(), assignments,
-            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures),
-            units.Select(u => NormOf(u.Vector, options.Norm)).ToArray(),
+        return new RankCluster(pool.ModuleKey, requestedK, units, assignments,
+            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures), memberNorms,
             inertia, iterations, history, options, pool.MeanInputRank, message);
     }
 }

@@ -73,7 +73,7 @@ public static class LegoMerge
         var device = DeviceSelector.Resolve(options.Clustering.Device, verbose);
         var filter = new ModuleFilter(options.ModuleFilter);
         int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
-        var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter)
+        var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter, read: false)
             .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
         var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
         return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, inputs.Count, verbose, progress, cancellationToken);

@@ -54,17 +54,26 @@ internal sealed class ModuleInputs : IDisposable
     /// <param name="density">The density of inputs that name none of their own.</param>
     public static ModuleInputs Load(string key, IReadOnlyList<MergeInput> inputs, double density, Device device)
     {
-        var members = new List<ModuleMember>();
-        bool fanInFanOut = false;
-        foreach (var input in inputs)
+        var present = inputs.Select(i => (Input: i, Module: i.Adapter.GetModule(key))).Where(p => p.Module is not null).ToList();
+        using var scope = NewDisposeScope();
+        // Every factor of the module is converted (and moved) in one operation, not one per factor:
+        // on a busy machine each libtorch call costs far more than the conversion it does.
+        var raw = present.SelectMany(p => new[] { p.Module!.A.Load(), p.Module.B.Load() }).ToList();
+        var all = cat(raw.Select(r => r.flatten()).ToList(), 0).to(ScalarType.Float32, device);
+        long offset = 0;
+        Tensor Next(Tensor r)
         {
-            if (input.Adapter.GetModule(key) is not { } module)
-                continue;
-            if (members.Count == 0)
-                fanInFanOut = module.FanInFanOut;
-            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module.Scaling, module.A.LoadFloat32(device), module.B.LoadFloat32(device)));
+            var part = all.narrow(0, offset, r.numel()).view(r.shape).MoveToOuterDisposeScope();
+            offset += r.numel();
+            return part;
         }
-        return new ModuleInputs(key, members, fanInFanOut);
+        var members = new List<ModuleMember>();
+        for (int i = 0; i < present.Count; i++)
+        {
+            var (input, module) = present[i];
+            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module!.Scaling, Next(raw[2 * i]), Next(raw[2 * i + 1])));
+        }
+        return new ModuleInputs(key, members, present.Count > 0 && present[0].Module!.FanInFanOut);
     }
 
     /// <summary>

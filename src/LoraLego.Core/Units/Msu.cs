@@ -16,18 +16,30 @@ namespace LoraLego.Core.Units;
 public sealed class Msu
 {
     public Msu(string adapter, string moduleKey, int index, float[] a, float[] b, double scaling, int sourceRank, bool fanInFanOut = false, bool signFlipped = false)
+        : this(adapter, moduleKey, index, a.Length, b.Length, new Lazy<(float[], float[])>((a, b)), scaling, sourceRank, fanInFanOut, signFlipped)
+    {
+    }
+
+    /// <summary>A unit whose factors are read only when first asked for: a merge clusters whole modules as
+    /// tensors, and the units it reports are taken apart only if someone looks at them.</summary>
+    internal Msu(string adapter, string moduleKey, int index, int inFeatures, int outFeatures, Lazy<(float[] A, float[] B)> factors,
+        double scaling, int sourceRank, bool fanInFanOut, bool signFlipped)
     {
         Adapter = adapter;
         ModuleKey = moduleKey;
         Index = index;
-        A = a;
-        B = b;
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        _factors = factors;
         Scaling = scaling;
         SourceRank = sourceRank;
         FanInFanOut = fanInFanOut;
         SignFlipped = signFlipped;
-        Norm = Math.Abs(scaling) * L2(a) * L2(b);
+        _norm = new Lazy<double>(() => Math.Abs(scaling) * L2(A) * L2(B));
     }
+
+    private readonly Lazy<(float[] A, float[] B)> _factors;
+    private readonly Lazy<double> _norm;
 
     /// <summary>The name of the adapter the unit came from.</summary>
     public string Adapter { get; }
@@ -45,10 +57,10 @@ public sealed class Msu
     public int Index { get; }
 
     /// <summary>Row <see cref="Index"/> of lora_A (length in_features).</summary>
-    public float[] A { get; }
+    public float[] A => _factors.Value.A;
 
     /// <summary>Column <see cref="Index"/> of lora_B (length out_features).</summary>
-    public float[] B { get; }
+    public float[] B => _factors.Value.B;
 
     /// <summary>The source module's LoRA scaling times the user's weight for its adapter.</summary>
     public double Scaling { get; }
@@ -63,11 +75,11 @@ public sealed class Msu
     public bool SignFlipped { get; }
 
     /// <summary>Frobenius norm of the unit's update, |Scaling| * |A| * |B|: how much the unit changes the layer.</summary>
-    public double Norm { get; }
+    public double Norm => _norm.Value;
 
-    public int InFeatures => A.Length;
+    public int InFeatures { get; }
 
-    public int OutFeatures => B.Length;
+    public int OutFeatures { get; }
 
     /// <summary>
     /// sqrt(|Scaling|) * A: the scaling split evenly between the two parts (ALGORITHMS.md, LoRA-LEGO
@@ -105,7 +117,8 @@ public sealed class Msu
     }
 
     /// <summary>The same unit with A and B negated: the update is unchanged.</summary>
-    public Msu Negated() => new(Adapter, ModuleKey, Index, Array.ConvertAll(A, x => -x), Array.ConvertAll(B, x => -x), Scaling, SourceRank, FanInFanOut, !SignFlipped)
+    public Msu Negated() => new(Adapter, ModuleKey, Index, InFeatures, OutFeatures,
+        new Lazy<(float[], float[])>(() => (Array.ConvertAll(A, x => -x), Array.ConvertAll(B, x => -x))), Scaling, SourceRank, FanInFanOut, !SignFlipped)
     {
         AdapterConfig = AdapterConfig,
     };

@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace LoraLego.Core.Units;
 
 /// <summary>
@@ -7,6 +9,17 @@ namespace LoraLego.Core.Units;
 public sealed class MsuPool
 {
     public MsuPool(string moduleKey, IReadOnlyList<Msu> units)
+        : this(moduleKey, units, null)
+    {
+    }
+
+    /// <summary>A merge's pool: whole modules, whose units are read as tensors when the pool is clustered.</summary>
+    internal MsuPool(string moduleKey, IReadOnlyList<ModuleUnits> modules)
+        : this(moduleKey, modules.SelectMany(m => m.Units).ToList(), modules)
+    {
+    }
+
+    private MsuPool(string moduleKey, IReadOnlyList<Msu> units, IReadOnlyList<ModuleUnits>? modules)
     {
         if (units.Count == 0)
             throw new LoraException(LoraErrorKind.InvalidArgument, moduleKey, "no units to pool");
@@ -24,12 +37,15 @@ public sealed class MsuPool
         }
         ModuleKey = moduleKey;
         Units = units;
+        _modules = modules;
         InFeatures = first.InFeatures;
         OutFeatures = first.OutFeatures;
         FanInFanOut = first.FanInFanOut;
         // One rank per contributing adapter, not per unit, so a rank-16 input counts once.
         MeanInputRank = units.GroupBy(u => u.Adapter).Average(g => (double)g.First().SourceRank);
     }
+
+    private readonly IReadOnlyList<ModuleUnits>? _modules;
 
     public string ModuleKey { get; }
 
@@ -45,6 +61,31 @@ public sealed class MsuPool
     public double MeanInputRank { get; }
 
     public int Count => Units.Count;
+
+    /// <summary>
+    /// The units, unscaled, as the rows [B[:,i]^T, A[i,:]] of one new CPU tensor (n x (out + in),
+    /// in <see cref="Units"/>' order, in the modules' stored dtype or float32); the caller owns it.
+    /// Whole modules are read in one piece each, not unit by unit.
+    /// </summary>
+    internal Tensor Rows()
+    {
+        using var scope = NewDisposeScope();
+        Tensor rows;
+        if (_modules is not null)
+            rows = cat(_modules.Select(m => m.Rows()).ToList(), 0);
+        else
+        {
+            int width = OutFeatures + InFeatures;
+            var flat = new float[Units.Count * width];
+            for (int i = 0; i < Units.Count; i++)
+            {
+                Units[i].B.CopyTo(flat.AsSpan(i * width));
+                Units[i].A.CopyTo(flat.AsSpan(i * width + OutFeatures));
+            }
+            rows = tensor(flat, [Units.Count, width]);
+        }
+        return rows.MoveToOuterDisposeScope();
+    }
 
     /// <summary>Groups a stream of units (any adapters, any modules) into pools, in order of first appearance.</summary>
     public static IEnumerable<MsuPool> FromUnits(IEnumerable<Msu> units) =>

@@ -26,42 +26,29 @@ public static class MsuSplitter
     }
 
     /// <summary>The units of one module of <paramref name="adapter"/>.</summary>
-    public static IReadOnlyList<Msu> SplitModule(LoraAdapter adapter, LoraModule module, double weight = 1.0)
-    {
-        float[] a = module.A.ToArray();
-        float[] b = module.B.ToArray();
-        int rank = module.Rank;
-        int inFeatures = (int)module.InFeatures;
-        int outFeatures = (int)module.OutFeatures;
-        double scaling = module.Scaling * weight;
-        var units = new Msu[rank];
-        for (int i = 0; i < rank; i++)
-        {
-            var row = a.AsSpan(i * inFeatures, inFeatures).ToArray();
-            var column = new float[outFeatures];
-            for (int o = 0; o < outFeatures; o++)
-                column[o] = b[o * rank + i];
-            units[i] = new Msu(adapter.Name, module.Key, i, row, column, scaling, rank, module.FanInFanOut) { AdapterConfig = adapter.Config };
-        }
-        return units;
-    }
+    public static IReadOnlyList<Msu> SplitModule(LoraAdapter adapter, LoraModule module, double weight = 1.0) =>
+        new ModuleUnits(adapter, module, weight).Read().Units;
 
     /// <summary>
     /// The pools of a merge: for each module any input targets (in order of first appearance), the
     /// units of every input that has it. Inputs with weight 0 contribute nothing and are left out,
     /// so that their zero units cannot pull centroids towards the origin.
     /// </summary>
-    public static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter = null)
+    public static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter = null) => Pools(inputs, moduleFilter, read: true);
+
+    /// <summary>As <see cref="Pools(IReadOnlyList{MergeInput}, string?)"/>; with <paramref name="read"/> false the
+    /// factors are read only when the pool is clustered (or a unit looked at), as a merge needs them.</summary>
+    internal static IEnumerable<MsuPool> Pools(IReadOnlyList<MergeInput> inputs, string? moduleFilter, bool read)
     {
         var filter = new ModuleFilter(moduleFilter);
         foreach (string key in MergeInput.ModuleKeys(inputs).Where(filter.Matches))
         {
-            var units = new List<Msu>();
+            var modules = new List<ModuleUnits>();
             foreach (var input in inputs)
                 if (input.Weight != 0 && input.Adapter.GetModule(key) is { } module)
-                    units.AddRange(SplitModule(input.Adapter, module, input.Weight));
-            if (units.Count > 0)
-                yield return new MsuPool(key, units);
+                    modules.Add(read ? new ModuleUnits(input.Adapter, module, input.Weight).Read() : new ModuleUnits(input.Adapter, module, input.Weight));
+            if (modules.Count > 0)
+                yield return new MsuPool(key, modules);
         }
     }
 }

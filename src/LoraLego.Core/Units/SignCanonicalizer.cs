@@ -1,3 +1,6 @@
+using LoraLego.Core.Formats;
+using static TorchSharp.torch;
+
 namespace LoraLego.Core.Units;
 
 /// <summary>
@@ -11,27 +14,36 @@ public static class SignCanonicalizer
     public const string Rule = "largest-magnitude entry of [b; a] positive";
 
     /// <summary>The unit in canonical sign; <see cref="Msu.SignFlipped"/> tells whether it was negated.</summary>
-    public static Msu Canonicalize(Msu unit) => LargestEntryIsNegative(unit) ? unit.Negated() : unit;
-
-    // A and B share the positive factor sqrt(|scaling|); only B also carries sign(scaling).
-    private static bool LargestEntryIsNegative(Msu unit)
+    public static Msu Canonicalize(Msu unit)
     {
-        double best = -1;
-        double signed = 0;
-        int bSign = unit.Scaling < 0 ? -1 : 1;
-        foreach (float x in unit.B)
-            Consider(bSign * x);
-        foreach (float x in unit.A)
-            Consider(x);
-        return signed < 0;
+        using var rows = new MsuPool(unit.ModuleKey, [unit]).Rows();
+        return LargestEntries(rows, [unit], unit.OutFeatures).Negative[0] ? unit.Negated() : unit;
+    }
 
-        void Consider(double x)
+    /// <summary>
+    /// For each row [b; a] of <paramref name="rows"/> (unscaled, in the order of <paramref name="units"/>):
+    /// where its largest-magnitude entry is (the first on ties), that entry, and whether the rule negates the unit.
+    /// A and B share the positive factor sqrt(|scaling|), so the unscaled values decide; only B also
+    /// carries sign(scaling). One max and one min per row of the whole tensor (each the first on
+    /// ties), not a loop per unit: the largest magnitude is the larger of max and -min, the earlier
+    /// of the two where they are equal.
+    /// </summary>
+    internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(Tensor rows, IReadOnlyList<Msu> units, int outFeatures)
+    {
+        using var scope = NewDisposeScope();
+        var (maxima, maxAt) = rows.max(1);
+        var (minima, minAt) = rows.min(1);
+        double[] highs = TensorBytes.ToArray<double>(maxima.to_type(ScalarType.Float64)), lows = TensorBytes.ToArray<double>(minima.to_type(ScalarType.Float64));
+        long[] highAt = TensorBytes.ToArray<long>(maxAt), lowAt = TensorBytes.ToArray<long>(minAt);
+        var negative = new bool[units.Count];
+        var at = new long[units.Count];
+        var entries = new double[units.Count];
+        for (int i = 0; i < negative.Length; i++)
         {
-            if (Math.Abs(x) > best)
-            {
-                best = Math.Abs(x);
-                signed = x;
-            }
+            bool low = -lows[i] > highs[i] || (-lows[i] == highs[i] && lowAt[i] < highAt[i]);
+            (at[i], entries[i]) = low ? (lowAt[i], lows[i]) : (highAt[i], highs[i]);
+            negative[i] = (at[i] < outFeatures && units[i].Scaling < 0 ? -entries[i] : entries[i]) < 0;
         }
+        return (negative, at, entries);
     }
 }

@@ -60,6 +60,27 @@ public class ErrorPolicyTests
         FiniteCheck.Require(integers, "x", "y");
     }
 
+    // Every stored float dtype, each non-finite kind, in the vectorised part and in the tail of the
+    // scan, and the largest finite value (all exponent bits but one) passing.
+    [Theory]
+    [InlineData(ScalarType.Float16)]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.Float64)]
+    public void NonFiniteValuesAreFoundInEveryFloatDType(ScalarType dtype)
+    {
+        foreach (long at in new long[] { 0, 100, 1000 })
+            foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+            {
+                using var t = zeros(1001, dtype: dtype);
+                t[at] = tensor(bad);
+                var e = Assert.Throws<LoraException>(() => FiniteCheck.Require(t, "f", "m.lora_B.weight"));
+                Assert.Contains($"at [{at}]", e.Message);
+            }
+        using var largest = full(1001, dtype == ScalarType.Float16 ? 65504.0 : -3.0e38, dtype: dtype);
+        FiniteCheck.Require(largest, "f", "m.lora_B.weight");
+    }
+
     [Theory]
     [InlineData("{\"lora_alpha\": \"16\"}", "lora_alpha")]
     [InlineData("{\"use_rslora\": \"true\"}", "use_rslora")]

@@ -1,0 +1,61 @@
+using LoraLego.Core.Adapters;
+using static TorchSharp.torch;
+
+namespace LoraLego.Core.Units;
+
+/// <summary>
+/// The units of one module of one adapter, kept as the module's two factors: a merge clusters the
+/// whole module as tensors, and each unit's own arrays are cut out only when something asks for them.
+/// </summary>
+internal sealed class ModuleUnits
+{
+    public ModuleUnits(LoraAdapter adapter, LoraModule module, double weight)
+    {
+        Module = module;
+        Scaling = module.Scaling * weight;
+        int rank = module.Rank, inFeatures = (int)module.InFeatures, outFeatures = (int)module.OutFeatures;
+        var factors = new Lazy<(float[] A, float[] B)>(() => (module.A.ToArray(), module.B.ToArray()));
+        Units = Enumerable.Range(0, rank)
+            .Select(i => new Msu(adapter.Name, module.Key, i, inFeatures, outFeatures,
+                new Lazy<(float[], float[])>(() => Unit(factors.Value.A, factors.Value.B, i, rank, inFeatures, outFeatures)),
+                Scaling, rank, module.FanInFanOut, signFlipped: false) { AdapterConfig = adapter.Config })
+            .ToList();
+    }
+
+    public LoraModule Module { get; }
+
+    /// <summary>The module's LoRA scaling times the adapter's weight, shared by its units.</summary>
+    public double Scaling { get; }
+
+    public IReadOnlyList<Msu> Units { get; }
+
+    /// <summary>Reads the units' arrays now, so that a bad file fails here, naming it, and not wherever a unit is first looked at.</summary>
+    public ModuleUnits Read()
+    {
+        foreach (var unit in Units)
+            _ = unit.A;
+        return this;
+    }
+
+    /// <summary>
+    /// The units as rows [B^T, A] (rank x (out + in)) in the stored dtype on the CPU, read from
+    /// the file in one piece per factor; the caller owns the tensor.
+    /// </summary>
+    public Tensor Rows()
+    {
+        using var scope = NewDisposeScope();
+        var a = Module.A.Load();
+        var b = Module.B.Load();
+        return cat([b.t(), a], 1).MoveToOuterDisposeScope();
+    }
+
+    // Row i of A and column i of B.
+    private static (float[] A, float[] B) Unit(float[] a, float[] b, int i, int rank, int inFeatures, int outFeatures)
+    {
+        var row = a.AsSpan(i * inFeatures, inFeatures).ToArray();
+        var column = new float[outFeatures];
+        for (int o = 0; o < outFeatures; o++)
+            column[o] = b[o * rank + i];
+        return (row, column);
+    }
+}
