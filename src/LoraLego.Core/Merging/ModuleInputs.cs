@@ -23,8 +23,9 @@ internal sealed record ModuleMember(string AdapterName, double Weight, double De
 /// </summary>
 internal sealed class ModuleInputs : IDisposable
 {
-    private ModuleInputs(string key, IReadOnlyList<ModuleMember> members, bool fanInFanOut)
+    private ModuleInputs(string key, IReadOnlyList<ModuleMember> members, bool fanInFanOut, ConvKernel? kernel)
     {
+        Kernel = kernel;
         Key = key;
         Members = members;
         FanInFanOut = fanInFanOut;
@@ -35,6 +36,9 @@ internal sealed class ModuleInputs : IDisposable
     public IReadOnlyList<ModuleMember> Members { get; }
 
     public bool FanInFanOut { get; }
+
+    /// <summary>The kernel of the convolution the module adapts (the factors are flattened), null for a linear layer.</summary>
+    public ConvKernel? Kernel { get; }
 
     public bool EqualRanks => Members.All(m => m.Rank == Members[0].Rank);
 
@@ -49,15 +53,16 @@ internal sealed class ModuleInputs : IDisposable
     {
         var members = new List<ModuleMember>();
         bool fanInFanOut = false;
+        ConvKernel? kernel = null;
         foreach (var input in inputs)
         {
             if (input.Adapter.GetModule(key) is not { } module)
                 continue;
             if (members.Count == 0)
-                fanInFanOut = module.FanInFanOut;
+                (fanInFanOut, kernel) = (module.FanInFanOut, module.Kernel);
             members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module.Scaling, module.A.LoadFloat32(device), module.B.LoadFloat32(device)));
         }
-        return new ModuleInputs(key, members, fanInFanOut);
+        return new ModuleInputs(key, members, fanInFanOut, kernel);
     }
 
     /// <summary>
@@ -80,6 +85,9 @@ internal sealed class ModuleInputs : IDisposable
             if (module.InFeatures != first.InFeatures || module.OutFeatures != first.OutFeatures)
                 throw new LoraException(LoraErrorKind.ShapeMismatch, key,
                     $"adapter '{firstName}' adapts it as {first.OutFeatures}x{first.InFeatures} but '{input.Adapter.Name}' as {module.OutFeatures}x{module.InFeatures}; these adapters were trained on different base models");
+            if (module.Kernel != first.Kernel)
+                throw new LoraException(LoraErrorKind.ShapeMismatch, key,
+                    $"adapter '{firstName}' adapts it with kernel {first.Kernel?.ToString() ?? "none (linear)"} but '{input.Adapter.Name}' with {module.Kernel?.ToString() ?? "none (linear)"}");
         }
     }
 

@@ -45,7 +45,7 @@ public static class LoraResizer
         double total = values.Sum(v => v * v);
         int k = rule.Choose(values, total, module.Rank);
         var (a, b) = svd.Truncate(k, ScalarType.Float32);
-        var resized = LoraModule.FromFactors(module.Key, a, b, 1.0, module.FanInFanOut, module.A.DType);
+        var resized = LoraModule.FromFactors(module.Key, a, b, 1.0, module.FanInFanOut, module.A.DType, module.Kernel);
         return (resized, new ModuleRankChange(module.Key, module.Rank, k, RankRule.EnergyKept(values, total, k)));
     }
 }

@@ -41,7 +41,7 @@ public static class MsuSplitter
             var column = new float[outFeatures];
             for (int o = 0; o < outFeatures; o++)
                 column[o] = b[o * rank + i];
-            units[i] = new Msu(adapter.Name, module.Key, i, row, column, scaling, rank, module.FanInFanOut) { AdapterConfig = adapter.Config };
+            units[i] = new Msu(adapter.Name, module.Key, i, row, column, scaling, rank, module.FanInFanOut) { AdapterConfig = adapter.Config, Kernel = module.Kernel };
         }
         return units;
     }
