@@ -41,7 +41,7 @@ public sealed class ImportLoraCommand : LoraCmdlet
                         var adapter = LoraReader.Read(resolved, Name, WriteWarning);
                         foreach (var warning in adapter.Config.Warnings)
                             WriteWarning($"{System.IO.Path.Combine(adapter.Path!, PeftAdapterReader.ConfigFileName)}: {warning}");
-                        WriteVerbose($"{adapter.Name} ({adapter.Format}): {adapter.ModuleCount} modules, r {adapter.Rank}, alpha {adapter.Alpha}{(adapter.UseRsLora ? " (rsLoRA)" : "")}, {adapter.ParameterCount} parameters, {adapter.DType}");
+                        WriteVerbose($"{adapter.Name}: {adapter.ModuleCount} modules, r {adapter.Rank}, alpha {adapter.Alpha}{(adapter.UseRsLora ? " (rsLoRA)" : "")}, {adapter.ParameterCount} parameters, {adapter.DType}, {adapter.Format} format");
                         WriteObject(adapter);
                     });
             });
