@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Formats;
 using LoraLego.Core.Merging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -32,7 +33,7 @@ public static class LoraResizer
             changes.Add(change);
             report?.Invoke(change);
         }
-        var record = SurgeryRecord.Of("resize", rule, changes, ("source", adapter.Path ?? adapter.Name));
+        var record = SurgeryRecord.Of("resize", rule, changes, ("source", adapter.Path ?? adapter.Name), (Provenance.FormatField, LoraFormats.DefaultFor(adapter).ToString()));
         return LoraAdapter.Create(name ?? adapter.Name, adapter.Config, modules, record);
     }
 

@@ -3,6 +3,7 @@ using LoraLego.Core.Adapters;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Formats.StableDiffusion;
 using LoraLego.Core.Merging;
+using LoraLego.Core.Surgery;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Tests.Formats;
@@ -239,6 +240,19 @@ public sealed class StableDiffusionFormatTests : IDisposable
         var diffusers = LoraReader.Read(Sd("sdxl-diffusers"));
         Assert.Equal(LoraFormat.Kohya, LoraFormats.DefaultFor(LegoMerge.Merge([new MergeInput(kohya), new MergeInput(LoraReader.Read(Sd("sdxl-kohya.safetensors"), "k2"))])));
         Assert.Equal(LoraFormat.Peft, LoraFormats.DefaultFor(LegoMerge.Merge([new MergeInput(kohya), new MergeInput(diffusers)])));
+    }
+
+    [Fact]
+    public void A_resized_kohya_lora_exports_as_kohya_with_its_ranks()
+    {
+        var resized = LoraResizer.Resize(LoraReader.Read(Sd("sd15-kohya.safetensors")), RankRule.Fixed(1));
+        Assert.Equal(LoraFormat.Kohya, LoraFormats.DefaultFor(resized));
+        string written = Path.Combine(_dir, "resized.safetensors");
+        LoraWriter.Write(resized, written, LoraFormat.Kohya, null);
+        var back = LoraReader.Read(written);
+        Assert.All(back.Modules, m => Assert.Equal(1, m.Rank));
+        Assert.Equal(new ConvKernel(3, 3), back.GetModule("unet.mid_block.resnets.1.conv2")!.Kernel);
+        AssertSameUpdates(resized, back);
     }
 
     [Fact]
