@@ -46,9 +46,10 @@ TE_PROJECTIONS = {'to_q': 'q_proj', 'to_k': 'k_proj', 'to_v': 'v_proj', 'to_out'
 
 
 def module_of(key):
-    """The module path of a converted key, whichever of diffusers' LoRA key styles it is in."""
+    """The module path of a converted key (a factor's or an alpha's), whichever of diffusers' LoRA key styles it is in."""
+    key = key.removesuffix('.alpha')
     for suffix in ('.lora_A.weight', '.lora_B.weight', '.lora.down.weight', '.lora.up.weight',
-                   '.lora_linear_layer.down.weight', '.lora_linear_layer.up.weight', '.alpha'):
+                   '.lora_linear_layer.down.weight', '.lora_linear_layer.up.weight', '.lora_linear_layer', '.lora_A', '.lora.down'):
         if key.endswith(suffix):
             key = key[:-len(suffix)]
             break
@@ -60,7 +61,7 @@ def module_of(key):
 
 def converted_deltas(path, pipeline):
     """dW per module key after diffusers' own conversion of a kohya file."""
-    state_dict, alphas = pipeline.lora_state_dict(path)[:2]
+    state_dict, alphas = pipeline.lora_state_dict(load_file(path))[:2]
     alphas = {module_of(k): float(v) for k, v in (alphas or {}).items()}
     downs = {module_of(k): v for k, v in state_dict.items() if k.endswith(('.lora_A.weight', '.down.weight'))}
     ups = {module_of(k): v for k, v in state_dict.items() if k.endswith(('.lora_B.weight', '.up.weight'))}
@@ -96,5 +97,5 @@ else:
     compare("diffusers' converter on the sdxl kohya fixture vs the diffusers fixture", converted_deltas(f'{FIXTURES}/sdxl-kohya.safetensors', StableDiffusionXLPipeline), reference)
     compare("diffusers' converter on LoraLego's sd15 merge (kohya) vs LoraLego's diffusers export of it", converted_deltas('sdcheck/sd15-merged.safetensors', StableDiffusionPipeline),
             diffusers_file_deltas('sdcheck/sd15-merged-diffusers/pytorch_lora_weights.safetensors'))
-    state_dict = StableDiffusionXLPipeline.lora_state_dict('sdcheck/sdxl-from-kohya/pytorch_lora_weights.safetensors')[0]
+    state_dict = StableDiffusionXLPipeline.lora_state_dict('sdcheck/sdxl-from-kohya', weight_name='pytorch_lora_weights.safetensors')[0]
     print(f"diffusers' lora_state_dict read LoraLego's diffusers export: {len(state_dict)} tensors")
