@@ -63,6 +63,16 @@ switch (args.FirstOrDefault())
     case "optimize":
         OptimizeSkillbench.Run(args.Skip(1).ToArray());
         return 0;
+    case "sd-merge":
+        SdMergeBench.Print(Path.GetFullPath(Options.Argument(args, "data", "bench/out/sd")), int.Parse(Options.Argument(args, "adapters", "3")),
+            int.Parse(Options.Argument(args, "rank", "32")), Options.Argument(args, "methods", string.Join(",", SdMergeBench.Methods)).Split(','));
+        return 0;
+    case "sd-merge-once":
+        Console.WriteLine(JsonSerializer.Serialize(SdMergeBench.Run(args[1], args[2], int.Parse(args[3]), args.Skip(4).ToArray())));
+        return 0;
+    case "sd-fixtures":
+        SdFixtures.Write(args.Length > 1 ? args[1] : "tests/fixtures/sd");
+        return 0;
     default:
         Console.WriteLine("""
             usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--no-svd-module]
@@ -77,6 +87,9 @@ switch (args.FirstOrDefault())
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
                    loralego-bench merge-quality SETDIR [--rows=N] MERGE ...  (answer-only scores of merges of a skill set;
                                                                             MERGE: base | lego | cat:w=0.25 | lego:k=16,pr=off,or=on,target=mean,norm=l2,w=1)
+                   loralego-bench sd-merge [--adapters 3] [--rank 32] [--methods Lego,Svd,DenseSvd] [--data DIR]
+                                                                            (SDXL-shaped kohya LoRAs merged on the CPU; DenseSvd is kohya's svd_merge_lora)
+                   loralego-bench sd-fixtures [DIR]                          (writes the kohya and diffusers fixtures of tests/fixtures/sd)
                    loralego-bench optimize [--budget 40] [--epochs 2] [--seed 0] [--rows N]   (Optimize-LoraMerge on skillbench: train/ to tune, eval/ to score)
             """);
         return 2;

@@ -30,7 +30,7 @@ public sealed class LoraAdapter
 
     public string Name { get; }
 
-    /// <summary>The folder the adapter was read from; null for an adapter computed in memory.</summary>
+    /// <summary>The folder (PEFT) or file (kohya, diffusers) the adapter was read from; null for an adapter computed in memory.</summary>
     public string? Path { get; }
 
     public string Format { get; }
@@ -45,6 +45,12 @@ public sealed class LoraAdapter
     public string? Recipe => Provenance?["recipe"] is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
 
     public AdapterConfig Config { get; }
+
+    /// <summary>
+    /// The __metadata__ of the single file the adapter was read from (kohya's ss_* training record,
+    /// diffusers' lora_adapter_metadata); empty for PEFT folders and computed adapters. Kohya exports keep it.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
     public string? BaseModel => Config.BaseModel;
 
@@ -83,7 +89,7 @@ public sealed class LoraAdapter
 
     /// <summary>The same adapter with only the modules <paramref name="keep"/> accepts: a view for merging part of it.</summary>
     public LoraAdapter WithModules(Func<string, bool> keep) =>
-        new(Name, Path, Format, Config, Modules.Where(m => keep(m.Key)).ToList(), ExtraTensors, Provenance);
+        new(Name, Path, Format, Config, Modules.Where(m => keep(m.Key)).ToList(), ExtraTensors, Provenance) { Metadata = Metadata };
 
     public LoraModule? GetModule(string key) => _byKey.GetValueOrDefault(key);
 

@@ -51,17 +51,27 @@ public sealed class LoraModule
 
     public long ParameterCount => A.ElementCount + B.ElementCount;
 
+    /// <summary>The kernel of the convolution the module adapts (A and B are held flattened), null for a linear layer.</summary>
+    public ConvKernel? Kernel { get; init; }
+
+    /// <summary>
+    /// The dtype of the module's alpha in the file it came from, for files that store alpha as a tensor per
+    /// module (kohya), so a re-export writes it as it was; null when the file stored none, or for a computed module.
+    /// </summary>
+    public SafetensorsDType? AlphaDType { get; init; }
+
     /// <summary>Builds a module with the given scaling expressed as plain-LoRA alpha (alpha = scaling * rank).</summary>
     /// <param name="storeAs">The dtype the factors are kept in; null keeps the tensors' own. Merges of
     /// half-precision adapters keep half precision, as PEFT does, which also halves their memory.</param>
-    public static LoraModule FromFactors(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut = false, SafetensorsDType? storeAs = null)
+    /// <param name="kernel">The convolution kernel of the layer, for factors of a convolution held flattened.</param>
+    public static LoraModule FromFactors(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut = false, SafetensorsDType? storeAs = null, ConvKernel? kernel = null)
     {
         int rank = (int)a.shape[0];
         using var storedA = storeAs is { } d ? a.to_type(d.ToScalarType()) : a.alias();
         using var storedB = storeAs is { } e ? b.to_type(e.ToScalarType()) : b.alias();
         return new LoraModule(key, rank, scaling * rank, false,
             LoraTensor.FromTensor($"{key}.lora_A.weight", storedA),
-            LoraTensor.FromTensor($"{key}.lora_B.weight", storedB), fanInFanOut);
+            LoraTensor.FromTensor($"{key}.lora_B.weight", storedB), fanInFanOut) { Kernel = kernel };
     }
 
     /// <summary>The effective update scaling * B @ A, float32, shaped (out, in).</summary>
@@ -74,5 +84,5 @@ public sealed class LoraModule
         return b.matmul(a).mul_(scaling).MoveToOuterDisposeScope();
     }
 
-    public override string ToString() => $"{Key} r{Rank} {OutFeatures}x{InFeatures}";
+    public override string ToString() => $"{Key} r{Rank} {OutFeatures}x{InFeatures}{(Kernel is null ? "" : $" conv {Kernel}")}";
 }

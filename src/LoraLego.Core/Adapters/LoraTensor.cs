@@ -35,8 +35,9 @@ public sealed class LoraTensor
 
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 
-    public static LoraTensor FromFile(SafetensorsFile file, SafetensorsEntry entry) =>
-        new(entry.Name, entry.DType, entry.Shape, file, null);
+    /// <param name="shape">The shape to present the tensor in (a convolution factor flattened to a matrix); null keeps the file's.</param>
+    public static LoraTensor FromFile(SafetensorsFile file, SafetensorsEntry entry, long[]? shape = null) =>
+        new(entry.Name, entry.DType, shape ?? entry.Shape, file, null);
 
     /// <summary>Wraps a computed tensor; the handle keeps its own detached CPU copy.</summary>
     public static LoraTensor FromTensor(string name, Tensor value)
@@ -72,7 +73,10 @@ public sealed class LoraTensor
         try
         {
             FiniteCheck.Require(read, _file.Path, Name);
-            return read;
+            if (read.shape.SequenceEqual(Shape))
+                return read;
+            using (read)
+                return read.reshape(Shape);
         }
         catch
         {

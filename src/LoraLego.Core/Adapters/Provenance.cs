@@ -18,19 +18,31 @@ public static class Provenance
     /// <summary>Where LoraLego 0.x kept the record, inside adapter_config.json; read and moved, never written.</summary>
     public const string LegacyConfigKey = "loralego";
 
-    /// <summary>One input of a merge as the record names it: name, weight, and the file it was read from with its SHA-256.</summary>
+    /// <summary>
+    /// One input of a merge as the record names it: name, weight, the format it exports to by default
+    /// (<see cref="LoraFormats.DefaultFor"/>; a merge of inputs of one format exports to it) and the file it
+    /// was read from with its SHA-256.
+    /// </summary>
     public static JsonObject Input(LoraAdapter adapter, double? weight)
     {
         var input = new JsonObject { ["adapter"] = adapter.Name };
         if (weight is { } w)
             input["weight"] = w;
-        if (adapter.Path is { } folder && File.Exists(Path.Combine(folder, PeftAdapterReader.ModelFileName)))
+        input[FormatField] = LoraFormats.DefaultFor(adapter).ToString();
+        string? file = adapter.Path is not { } path ? null
+            : File.Exists(path) ? path
+            : File.Exists(Path.Combine(path, PeftAdapterReader.ModelFileName)) ? Path.Combine(path, PeftAdapterReader.ModelFileName)
+            : null;
+        if (file is not null)
         {
-            input["path"] = folder;
-            input["sha256"] = Sha256(Path.Combine(folder, PeftAdapterReader.ModelFileName));
+            input["path"] = adapter.Path;
+            input["sha256"] = Sha256(file);
         }
         return input;
     }
+
+    /// <summary>The field of a recorded input that names its format.</summary>
+    public const string FormatField = "format";
 
     /// <summary>The record as the header stores it.</summary>
     public static string Serialize(JsonObject record) => record.ToJsonString();

@@ -99,6 +99,8 @@ public sealed class RankCluster
 
     public bool FanInFanOut => Units[0].FanInFanOut;
 
+    public Adapters.ConvKernel? Kernel => Units[0].Kernel;
+
     /// <summary>The adapters whose units were clustered, in order of first appearance.</summary>
     public IReadOnlyList<string> Adapters => Units.Select(u => u.Adapter).Distinct().Order(StringComparer.Ordinal).ToList();
 

@@ -76,8 +76,6 @@ public static partial class PeftAdapterReader
             var match = FactorKey().Match(entry.Name);
             if (!match.Success)
                 continue;
-            if (!entry.DType.IsFloating())
-                throw new LoraException(LoraErrorKind.Unsupported, file.Path, $"tensor '{entry.Name}' has dtype {entry.DType}; LoRA factors must be floating point");
             string module = match.Groups["module"].Value;
             var pair = pairs.GetValueOrDefault(module);
             pairs[module] = match.Groups["side"].Value == "A" ? (entry, pair.B) : (pair.A, entry);
@@ -87,15 +85,7 @@ public static partial class PeftAdapterReader
         {
             if (a is null || b is null)
                 throw new LoraException(LoraErrorKind.InvalidData, file.Path, $"module '{key}' has lora_{(a is null ? "B" : "A")} but no lora_{(a is null ? "A" : "B")}");
-            try
-            {
-                modules.Add(new LoraModule(key, config.RankFor(key), config.AlphaFor(key), config.UseRsLora,
-                    LoraTensor.FromFile(file, a), LoraTensor.FromFile(file, b), config.FanInFanOut));
-            }
-            catch (LoraException e)
-            {
-                throw new LoraException(e.Kind, file.Path, $"module '{key}': {e.Detail}", e);
-            }
+            modules.Add(LoraFactors.Read(file, key, a, b, config.RankFor(key), config.AlphaFor(key), config.UseRsLora, config.FanInFanOut));
         }
         return modules;
     }

@@ -107,10 +107,7 @@ public static class PeftAdapterWriter
     {
         var items = new List<SafetensorsWriteItem>();
         foreach (var m in adapter.Modules.OrderBy(m => m.Key, StringComparer.Ordinal))
-        {
-            items.Add(new SafetensorsWriteItem($"base_model.model.{m.Key}.lora_A.weight", dtype ?? m.A.DType, m.A.Shape, m.A.Load));
-            items.Add(new SafetensorsWriteItem($"base_model.model.{m.Key}.lora_B.weight", dtype ?? m.B.DType, m.B.Shape, m.B.Load));
-        }
+            items.AddRange(LoraFactors.Items(m, $"base_model.model.{m.Key}.lora_A.weight", $"base_model.model.{m.Key}.lora_B.weight", dtype));
         foreach (var t in adapter.ExtraTensors)
             items.Add(new SafetensorsWriteItem(t.Name, t.DType, t.Shape, t.Load));
         return items;

@@ -26,7 +26,7 @@ internal static class CatMerge
             Concatenate(members.Select(p => Weighted(p.Module!.A, p.Input.Weight * p.Module.Scaling)), 0, dtype));
         var b = LoraTensor.Deferred($"{key}.lora_B.weight", dtype, [first.OutFeatures, rank], () =>
             Concatenate(members.Select(p => p.Module!.B.LoadFloat32()), 1, dtype));
-        return new LoraModule(key, (int)rank, rank, false, a, b, first.FanInFanOut);
+        return new LoraModule(key, (int)rank, rank, false, a, b, first.FanInFanOut) { Kernel = first.Kernel };
     }
 
     private static Tensor Weighted(LoraTensor factor, double weight)

@@ -140,7 +140,7 @@ public static class LegoMerge
             (options.OutputReweight ? $" output reweighting sqrt({cluster.MeanInputRank:G4}/{k}) = {scaling:G4}" : " no output reweighting") +
             (cluster.Message is null ? "" : $"; {cluster.Message}"));
         using var scope = NewDisposeScope();
-        return LoraModule.FromFactors(cluster.ModuleKey, tensor(a, [k, cluster.InFeatures]), tensor(b, [cluster.OutFeatures, k]), scaling, cluster.FanInFanOut);
+        return LoraModule.FromFactors(cluster.ModuleKey, tensor(a, [k, cluster.InFeatures]), tensor(b, [cluster.OutFeatures, k]), scaling, cluster.FanInFanOut, kernel: cluster.Kernel);
     }
 
     // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.

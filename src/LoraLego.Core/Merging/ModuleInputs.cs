@@ -30,8 +30,9 @@ internal sealed record ModuleMember(string AdapterName, double Weight, double De
 /// </summary>
 internal sealed class ModuleInputs : IDisposable
 {
-    private ModuleInputs(string key, IReadOnlyList<ModuleMember> members, bool fanInFanOut)
+    private ModuleInputs(string key, IReadOnlyList<ModuleMember> members, bool fanInFanOut, ConvKernel? kernel)
     {
+        Kernel = kernel;
         Key = key;
         Members = members;
         FanInFanOut = fanInFanOut;
@@ -42,6 +43,9 @@ internal sealed class ModuleInputs : IDisposable
     public IReadOnlyList<ModuleMember> Members { get; }
 
     public bool FanInFanOut { get; }
+
+    /// <summary>The kernel of the convolution the module adapts (the factors are flattened), null for a linear layer.</summary>
+    public ConvKernel? Kernel { get; }
 
     public bool EqualRanks => Members.All(m => m.Rank == Members[0].Rank);
 
@@ -73,7 +77,8 @@ internal sealed class ModuleInputs : IDisposable
             var (input, module) = present[i];
             members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module!.Scaling, Next(raw[2 * i]), Next(raw[2 * i + 1])));
         }
-        return new ModuleInputs(key, members, present.Count > 0 && present[0].Module!.FanInFanOut);
+        var first = present.Count > 0 ? present[0].Module : null;
+        return new ModuleInputs(key, members, first?.FanInFanOut ?? false, first?.Kernel);
     }
 
     /// <summary>
@@ -96,6 +101,9 @@ internal sealed class ModuleInputs : IDisposable
             if (module.InFeatures != first.InFeatures || module.OutFeatures != first.OutFeatures)
                 throw new LoraException(LoraErrorKind.ShapeMismatch, key,
                     $"adapter '{firstName}' adapts it as {first.OutFeatures}x{first.InFeatures} but '{input.Adapter.Name}' as {module.OutFeatures}x{module.InFeatures}; these adapters were trained on different base models");
+            if (module.Kernel != first.Kernel)
+                throw new LoraException(LoraErrorKind.ShapeMismatch, key,
+                    $"adapter '{firstName}' adapts it with kernel {first.Kernel?.ToString() ?? "none (linear)"} but '{input.Adapter.Name}' with {module.Kernel?.ToString() ?? "none (linear)"}");
         }
     }
 

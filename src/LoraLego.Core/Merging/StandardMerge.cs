@@ -79,7 +79,7 @@ public static class StandardMerge
             using var module = ModuleInputs.Load(key, inputs, options.Density ?? 1, device);
             using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
             var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
-            merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs));
+            merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs, module.Kernel));
         }
         return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged, Record(inputs, method, options, rank, seed, recipe));
     }

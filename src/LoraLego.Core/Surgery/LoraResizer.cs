@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Formats;
 using LoraLego.Core.Merging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -32,7 +33,7 @@ public static class LoraResizer
             changes.Add(change);
             report?.Invoke(change);
         }
-        var record = SurgeryRecord.Of("resize", rule, changes, ("source", adapter.Path ?? adapter.Name));
+        var record = SurgeryRecord.Of("resize", rule, changes, ("source", adapter.Path ?? adapter.Name), (Provenance.FormatField, LoraFormats.DefaultFor(adapter).ToString()));
         return LoraAdapter.Create(name ?? adapter.Name, adapter.Config, modules, record);
     }
 
@@ -45,7 +46,7 @@ public static class LoraResizer
         double total = values.Sum(v => v * v);
         int k = rule.Choose(values, total, module.Rank);
         var (a, b) = svd.Truncate(k, ScalarType.Float32);
-        var resized = LoraModule.FromFactors(module.Key, a, b, 1.0, module.FanInFanOut, module.A.DType);
+        var resized = LoraModule.FromFactors(module.Key, a, b, 1.0, module.FanInFanOut, module.A.DType, module.Kernel);
         return (resized, new ModuleRankChange(module.Key, module.Rank, k, RankRule.EnergyKept(values, total, k)));
     }
 }

@@ -18,7 +18,7 @@ internal sealed class ModuleUnits
         Units = Enumerable.Range(0, rank)
             .Select(i => new Msu(adapter.Name, module.Key, i, inFeatures, outFeatures,
                 new Lazy<(float[], float[])>(() => Unit(factors.Value.A, factors.Value.B, i, rank, inFeatures, outFeatures)),
-                Scaling, rank, module.FanInFanOut, signFlipped: false) { AdapterConfig = adapter.Config })
+                Scaling, rank, module.FanInFanOut, signFlipped: false) { AdapterConfig = adapter.Config, Kernel = module.Kernel })
             .ToList();
     }
 

@@ -71,6 +71,9 @@ public sealed class Msu
     /// <summary>Whether the source module stored its base weight as (in, out).</summary>
     public bool FanInFanOut { get; }
 
+    /// <summary>The kernel of the convolution the source module adapts (A is a row of its flattened down factor), null for a linear layer.</summary>
+    public ConvKernel? Kernel { get; init; }
+
     /// <summary>True when A and B were both negated by sign canonicalisation; the update is unchanged.</summary>
     public bool SignFlipped { get; }
 
@@ -121,6 +124,7 @@ public sealed class Msu
         new Lazy<(float[], float[])>(() => (Array.ConvertAll(A, x => -x), Array.ConvertAll(B, x => -x))), Scaling, SourceRank, FanInFanOut, !SignFlipped)
     {
         AdapterConfig = AdapterConfig,
+        Kernel = Kernel,
     };
 
     public override string ToString() => $"{Adapter}:{ModuleKey}[{Index}] norm {Norm:G4}";

@@ -54,6 +54,6 @@ public static class MsuJoiner
         using var scope = NewDisposeScope();
         return LoraModule.FromFactors(pool.ModuleKey,
             tensor(a, [rank, pool.InFeatures]), tensor(b, [pool.OutFeatures, rank]),
-            shared ? common : 1.0, pool.FanInFanOut);
+            shared ? common : 1.0, pool.FanInFanOut, kernel: pool.Kernel);
     }
 }

@@ -34,6 +34,9 @@ public sealed class MsuPool
             if (u.FanInFanOut != first.FanInFanOut)
                 throw new LoraException(LoraErrorKind.ShapeMismatch, moduleKey,
                     $"adapters '{first.Adapter}' and '{u.Adapter}' disagree on fan_in_fan_out");
+            if (u.Kernel != first.Kernel)
+                throw new LoraException(LoraErrorKind.ShapeMismatch, moduleKey,
+                    $"adapter '{first.Adapter}' adapts it with kernel {first.Kernel?.ToString() ?? "none (linear)"} but '{u.Adapter}' with {u.Kernel?.ToString() ?? "none (linear)"}");
         }
         ModuleKey = moduleKey;
         Units = units;
@@ -41,6 +44,7 @@ public sealed class MsuPool
         InFeatures = first.InFeatures;
         OutFeatures = first.OutFeatures;
         FanInFanOut = first.FanInFanOut;
+        Kernel = first.Kernel;
         // One rank per contributing adapter, not per unit, so a rank-16 input counts once.
         MeanInputRank = units.GroupBy(u => u.Adapter).Average(g => (double)g.First().SourceRank);
     }
@@ -56,6 +60,8 @@ public sealed class MsuPool
     public int OutFeatures { get; }
 
     public bool FanInFanOut { get; }
+
+    public Adapters.ConvKernel? Kernel { get; }
 
     /// <summary>The mean rank of the contributing adapters' modules: the r of the output reweighting sqrt(r / k).</summary>
     public double MeanInputRank { get; }

@@ -25,6 +25,10 @@ public sealed class ExportLoraCommand : FolderWriterCmdlet
     [Parameter]
     public ExportDType DType { get; set; } = ExportDType.Keep;
 
+    /// <summary>The format to write; by default the adapter's own (a merge's: its inputs' when they agree, else PEFT).</summary>
+    [Parameter]
+    public LoraFormat? Format { get; set; }
+
     protected override void ProcessRecord()
     {
         if (ParameterSetName == OtherInputSet)
@@ -32,20 +36,22 @@ public sealed class ExportLoraCommand : FolderWriterCmdlet
             WriteWrongInput(InputObject, "a LoraAdapter (from Import-Lora, Merge-Lora or Join-Msu)");
             return;
         }
-        if (ResolveOutputPath(Path) is not { } folder)
+        if (ResolveOutputPath(Path) is not { } path)
             return;
-        Guard(folder, () =>
+        var format = Format ?? LoraFormats.DefaultFor(Adapter);
+        string destination = LoraWriter.Destination(path, format, Adapter.Name);
+        Guard(destination, () =>
         {
             // Checked before anything is written: an adapter that could not be read back, a path that cannot be written.
-            PeftAdapterWriter.Validate(Adapter, folder);
-            AtomicFile.CheckWritable(folder);
-            PeftAdapterWriter.CheckDestination(folder, Force);
-            if (!ShouldProcess(folder, $"Export LoRA adapter '{Adapter.Name}' ({Adapter.ModuleCount} modules, {DType})"))
+            LoraWriter.Validate(Adapter, format, destination);
+            AtomicFile.CheckWritable(destination);
+            LoraWriter.CheckDestination(destination, format, Force);
+            if (!ShouldProcess(destination, $"Export LoRA adapter '{Adapter.Name}' as {format} ({Adapter.ModuleCount} modules, {DType})"))
                 return;
-            WriteVerbose($"Writing {Adapter.Name} to {folder} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");
+            WriteVerbose($"Writing {Adapter.Name} to {destination} as {format} ({Adapter.ModuleCount} modules, {Adapter.ParameterCount} parameters, dtype {DType})");
             try
             {
-                PeftAdapterWriter.Write(Adapter, folder, DType.ToSafetensors(), Cancellation);
+                LoraWriter.Write(Adapter, destination, format, DType.ToSafetensors(), Cancellation);
             }
             catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
             {
@@ -53,7 +59,7 @@ public sealed class ExportLoraCommand : FolderWriterCmdlet
                 return;
             }
             if (PassThru)
-                WriteObject(PeftAdapterReader.Read(folder, Adapter.Name));
+                WriteObject(LoraReader.Read(destination, Adapter.Name));
         });
     }
 }

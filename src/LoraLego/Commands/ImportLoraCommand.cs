@@ -22,7 +22,7 @@ public sealed class ImportLoraCommand : LoraCmdlet
     [ValidateNotNullOrEmpty]
     public string[] LiteralPath { get; set; } = [];
 
-    /// <summary>Overrides the adapter's name (by default its folder's name).</summary>
+    /// <summary>Overrides the adapter's name (by default its folder's name, or a kohya file's name).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
@@ -38,10 +38,10 @@ public sealed class ImportLoraCommand : LoraCmdlet
                     Guard(resolved, () =>
                     {
                         WriteVerbose($"Reading adapter from {resolved}");
-                        var adapter = PeftAdapterReader.Read(resolved, Name);
+                        var adapter = LoraReader.Read(resolved, Name, WriteWarning);
                         foreach (var warning in adapter.Config.Warnings)
                             WriteWarning($"{System.IO.Path.Combine(adapter.Path!, PeftAdapterReader.ConfigFileName)}: {warning}");
-                        WriteVerbose($"{adapter.Name}: {adapter.ModuleCount} modules, r {adapter.Rank}, alpha {adapter.Alpha}{(adapter.UseRsLora ? " (rsLoRA)" : "")}, {adapter.ParameterCount} parameters, {adapter.DType}");
+                        WriteVerbose($"{adapter.Name}: {adapter.ModuleCount} modules, r {adapter.Rank}, alpha {adapter.Alpha}{(adapter.UseRsLora ? " (rsLoRA)" : "")}, {adapter.ParameterCount} parameters, {adapter.DType}, {adapter.Format} format");
                         WriteObject(adapter);
                     });
             });

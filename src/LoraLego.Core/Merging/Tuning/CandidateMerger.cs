@@ -38,7 +38,7 @@ public static class CandidateMerger
             double scale = scales.TryGetValue(module.Key, out var perAdapter) ? perAdapter[index] : 1.0;
             if (factorwise)
                 scale = Math.Max(0, scale);
-            return new LoraModule(module.Key, module.Rank, module.Alpha * scale, module.UseRsLora, module.A, module.B, module.FanInFanOut);
+            return new LoraModule(module.Key, module.Rank, module.Alpha * scale, module.UseRsLora, module.A, module.B, module.FanInFanOut) { Kernel = module.Kernel };
         }).ToList();
         return new LoraAdapter(adapter.Name, adapter.Path, adapter.Format, adapter.Config, modules);
     }
