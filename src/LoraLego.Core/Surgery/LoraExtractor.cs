@@ -32,7 +32,7 @@ public static class LoraExtractor
         if (layers.Count == 0)
             throw new LoraException(LoraErrorKind.InvalidArgument, fineTuned.Path, $"no linear layer matches '{filter}'");
         var device = DeviceSelector.Resolve(options.Device, options.Warn);
-        var generator = new Generator((ulong)options.Seed, device);
+        var generator = new Generator((ulong)options.Seed, CPU);
         var modules = new List<LoraModule>();
         var changes = new List<ModuleRankChange>();
         for (int i = 0; i < layers.Count; i++)

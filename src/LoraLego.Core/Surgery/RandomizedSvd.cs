@@ -21,7 +21,11 @@ public static class RandomizedSvd
         long sketch = Math.Min(rank + oversampling, Math.Min(rows, cols));
         if (2 * sketch >= Math.Min(rows, cols))
             return Dense(matrix);
-        var omega = randn([cols, sketch], dtype: matrix.dtype, device: matrix.device, generator: generator);
+        // TorchSharp's generators are CPU generators: the sketch is drawn there and moved, which also gives a seed
+        // the same sketch on every device.
+        var omega = generator is null
+            ? randn([cols, sketch], dtype: matrix.dtype, device: matrix.device)
+            : randn([cols, sketch], dtype: matrix.dtype, device: CPU, generator: generator).to(matrix.device);
         var q = Orthonormal(matrix.matmul(omega));
         for (int i = 0; i < powerIterations; i++)
         {
