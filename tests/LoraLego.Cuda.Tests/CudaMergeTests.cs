@@ -19,7 +19,8 @@ public class CudaMergeTests
         var call = MergeFixtures.Get(name);
         var merged = StandardMerge.Merge(call.Inputs(), call.Method, new MergeOptions
         {
-            Name = name, Density = call.Density, Rank = call.SvdRank, MajoritySign = call.MajoritySign, Device = ComputeDevice.Cuda,
+            Name = name, Density = call.Density, Rank = call.SvdRank, MajoritySign = call.MajoritySign, DenseSvd = call.Options().DenseSvd,
+            Device = ComputeDevice.Cuda,
         });
         double worst = MergeFixtures.WorstError(merged, MergeFixtures.IntendedDeltas(name));
         Assert.True(worst < 1e-5, $"{name} on CUDA: worst relative error {worst}");
