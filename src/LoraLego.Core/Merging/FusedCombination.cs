@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using static TorchSharp.torch;
 
@@ -32,7 +33,13 @@ internal static unsafe class FusedCombination
     {
         var tiles = UpdateTiles.Of(inputs.Members);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
-        var cuts = inputs.Members.Select((m, i) => combiner.Trimming == Trimming.Magnitude ? Cut(tiles, i, m.Density, parallel) : MagnitudeCut.KeepAll).ToArray();
+        var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
+        if (combiner.Trimming == Trimming.Magnitude)
+        {
+            // Adapters side by side, so their serial steps (sample, selection) overlap; each count pass takes the threads left over.
+            var within = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads / tiles.Count) };
+            Parallel.For(0, tiles.Count, parallel, i => cuts[i] = Cut(tiles, i, inputs.Members[i].Density, within));
+        }
         // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
         var weights = inputs.Members.Select(m => (float)m.Weight).ToArray();
         var combined = empty(tiles.Rows, tiles.Columns, ScalarType.Float32);
@@ -52,7 +59,7 @@ internal static unsafe class FusedCombination
                 var sample = new float[((long)tiles.Rows * tiles.Columns + step - 1) / step];
                 for (int s = 0; s < sample.Length; s++)
                     sample[s] = tiles.Magnitude(adapter, s * step);
-                return tensor(sample);
+                return sample;
             },
             (lo, hi) => Count(tiles, adapter, lo, hi, parallel));
 
@@ -77,14 +84,22 @@ internal static unsafe class FusedCombination
             lock (found)
                 found.Add(inside);
         });
-        return new MagnitudeCut.BracketCount(tensor(found.SelectMany(f => f.Magnitudes).ToArray()),
-            tensor(found.SelectMany(f => f.Indices).ToArray()), found.Sum(f => f.Above));
+        var magnitudes = new float[found.Sum(f => f.Magnitudes.Count)];
+        var indices = new long[magnitudes.Length];
+        int at = 0;
+        foreach (var f in found)
+        {
+            CollectionsMarshal.AsSpan(f.Magnitudes).CopyTo(magnitudes.AsSpan(at));
+            CollectionsMarshal.AsSpan(f.Indices).CopyTo(indices.AsSpan(at));
+            at += f.Magnitudes.Count;
+        }
+        return new MagnitudeCut.BracketCount(magnitudes, indices, found.Sum(f => f.Above));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CountRows(UpdateTiles tiles, int adapter, float lo, float hi, int firstRow, Inside inside)
     {
-        var tile = stackalloc Vector256<float>[2 * UpdateTiles.TileRows];
+        var tile = stackalloc Vector256<float>[UpdateTiles.TileVectors];
         var low = Vector256.Create(lo);
         var high = Vector256.Create(hi);
         int endRow = Math.Min(firstRow + BlockRows, tiles.PaddedRows);
@@ -93,29 +108,36 @@ internal static unsafe class FusedCombination
             for (int column = 0; column < tiles.PaddedColumns; column += UpdateTiles.TileColumns)
             {
                 tiles.Tile(adapter, row, column, tile);
-                for (int v = 0; v < 2 * UpdateTiles.TileRows; v++)
+                bool whole = IsWhole(tiles, row, column);
+                for (int v = 0; v < UpdateTiles.TileVectors; v++)
                 {
-                    int r = row + v / 2, c = column + 8 * (v % 2);
-                    uint valid = ValidLanes(tiles, r, c);
+                    uint valid = whole ? 0xFFu : ValidLanes(tiles, row + v / UpdateTiles.RowVectors, column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
                     var magnitude = Vector256.Abs(tile[v]);
                     above += BitOperations.PopCount(Vector256.ExtractMostSignificantBits(Vector256.GreaterThan(magnitude, high)) & valid);
                     uint between = Vector256.ExtractMostSignificantBits(Vector256.GreaterThanOrEqual(magnitude, low) & Vector256.LessThanOrEqual(magnitude, high)) & valid;
-                    for (; between != 0; between &= between - 1)
-                    {
-                        int lane = BitOperations.TrailingZeroCount(between);
-                        inside.Magnitudes.Add(magnitude.GetElement(lane));
-                        inside.Indices.Add((long)r * tiles.Columns + c + lane);
-                    }
+                    if (between != 0)
+                        Collect(magnitude, between, (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors), inside);
                 }
             }
         inside.Above += above;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Collect(Vector256<float> magnitude, uint lanes, long firstIndex, Inside inside)
+    {
+        for (; lanes != 0; lanes &= lanes - 1)
+        {
+            int lane = BitOperations.TrailingZeroCount(lanes);
+            inside.Magnitudes.Add(magnitude.GetElement(lane));
+            inside.Indices.Add(firstIndex + lane);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CombineRows(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, int firstRow, float* output)
     {
         int n = tiles.Count;
-        var trimmed = stackalloc Vector256<float>[n * 2 * UpdateTiles.TileRows];
+        var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
         int endRow = Math.Min(firstRow + BlockRows, tiles.PaddedRows);
         for (int firstColumn = 0; firstColumn < tiles.PaddedColumns; firstColumn += BlockColumns)
         {
@@ -125,77 +147,82 @@ internal static unsafe class FusedCombination
                 {
                     for (int i = 0; i < n; i++)
                     {
-                        var tile = trimmed + i * 2 * UpdateTiles.TileRows;
+                        var tile = trimmed + i * UpdateTiles.TileVectors;
                         tiles.Tile(i, row, column, tile);
-                        for (int v = 0; v < 2 * UpdateTiles.TileRows; v++)
-                            tile[v] = Trim(tile[v], cuts[i], tiles, row + v / 2, column + 8 * (v % 2));
+                        var threshold = Vector256.Create(cuts[i].Threshold);
+                        for (int v = 0; v < UpdateTiles.TileVectors; v++)
+                        {
+                            var magnitude = Vector256.Abs(tile[v]);
+                            var keep = Vector256.GreaterThan(magnitude, threshold);
+                            if (Vector256.EqualsAny(magnitude, threshold))
+                                keep = KeepTies(keep, magnitude, cuts[i], (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
+                            tile[v] &= keep;
+                        }
                     }
-                    for (int v = 0; v < 2 * UpdateTiles.TileRows; v++)
+                    bool whole = IsWhole(tiles, row, column);
+                    for (int v = 0; v < UpdateTiles.TileVectors; v++)
                     {
-                        int r = row + v / 2, c = column + 8 * (v % 2);
-                        if (r >= tiles.Rows || c >= tiles.Columns)
-                            continue;
-                        var value = election is { } method ? DisjointMean(trimmed + v, n, weights, method) : WeightedSum(trimmed + v, n, weights);
+                        int r = row + v / UpdateTiles.RowVectors, c = column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
+                        var value = election is { } method ? DisjointMean(trimmed + v, n, weights, method == MajoritySign.Total) : WeightedSum(trimmed + v, n, weights);
                         float* target = output + (long)r * tiles.Columns + c;
-                        if (c + 8 <= tiles.Columns)
+                        if (whole)
                             value.Store(target);
                         else
-                            for (int lane = 0; lane < tiles.Columns - c; lane++)
+                            for (int lane = 0; lane < BitOperations.PopCount(ValidLanes(tiles, r, c)); lane++)
                                 target[lane] = value.GetElement(lane);
                     }
                 }
         }
     }
 
-    private static Vector256<float> Trim(Vector256<float> values, MagnitudeCut cut, UpdateTiles tiles, int row, int column)
+    // Entries equal to the threshold: only those the cut's tie rule keeps (the k-th itself, almost always).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector256<float> KeepTies(Vector256<float> keep, Vector256<float> magnitude, MagnitudeCut cut, long firstIndex)
     {
-        var magnitude = Vector256.Abs(values);
-        var threshold = Vector256.Create(cut.Threshold);
-        var keep = Vector256.GreaterThan(magnitude, threshold);
-        // Entries equal to the threshold: only those the cut's tie rule keeps (the k-th itself, almost always).
-        uint tied = Vector256.ExtractMostSignificantBits(Vector256.Equals(magnitude, threshold));
-        for (; tied != 0; tied &= tied - 1)
-        {
-            int lane = BitOperations.TrailingZeroCount(tied);
-            if (cut.Keeps(cut.Threshold, (long)row * tiles.Columns + column + lane))
+        for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
+            if (magnitude.GetElement(lane) == cut.Threshold && cut.Keeps(cut.Threshold, firstIndex + lane))
                 keep = keep.WithElement(lane, BitConverter.Int32BitsToSingle(-1));
-        }
-        return values & keep;
+        return keep;
     }
 
-    // vector v of each adapter's trimmed tile: stride 2 * TileRows vectors between adapters.
+    // Vector v of each adapter's trimmed tile: TileVectors vectors apart.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> WeightedSum(Vector256<float>* trimmed, int n, float[] weights)
     {
         var sum = Vector256<float>.Zero;
         for (int i = 0; i < n; i++)
-            sum += trimmed[i * 2 * UpdateTiles.TileRows] * Vector256.Create(weights[i]);
+            sum += trimmed[i * UpdateTiles.TileVectors] * Vector256.Create(weights[i]);
         return sum;
     }
 
     // SignElection's rule: the elected sign from the unweighted trimmed entries (their sum, or their signs' sum), then
     // the mean of the weighted entries of that sign; a zero entry never agrees.
-    private static Vector256<float> DisjointMean(Vector256<float>* trimmed, int n, float[] weights, MajoritySign method)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> DisjointMean(Vector256<float>* trimmed, int n, float[] weights, bool total)
     {
         var zero = Vector256<float>.Zero;
         var one = Vector256<float>.One;
         var votes = zero;
         for (int i = 0; i < n; i++)
         {
-            var t = trimmed[i * 2 * UpdateTiles.TileRows];
-            votes += method == MajoritySign.Total ? t : (Vector256.GreaterThan(t, zero) & one) - (Vector256.LessThan(t, zero) & one);
+            var t = trimmed[i * UpdateTiles.TileVectors];
+            votes += total ? t : (Vector256.GreaterThan(t, zero) & one) - (Vector256.LessThan(t, zero) & one);
         }
         var positive = Vector256.GreaterThanOrEqual(votes, zero);
         var kept = zero;
         var count = zero;
         for (int i = 0; i < n; i++)
         {
-            var t = trimmed[i * 2 * UpdateTiles.TileRows];
+            var t = trimmed[i * UpdateTiles.TileVectors];
             var agree = Vector256.ConditionalSelect(positive, Vector256.GreaterThan(t, zero), Vector256.LessThan(t, zero));
             kept += t * Vector256.Create(weights[i]) & agree;
             count += one & agree;
         }
         return kept / Vector256.Max(count, one);
     }
+
+    private static bool IsWhole(UpdateTiles tiles, int row, int column) =>
+        row + UpdateTiles.TileRows <= tiles.Rows && column + UpdateTiles.TileColumns <= tiles.Columns;
 
     private static uint ValidLanes(UpdateTiles tiles, int row, int column) =>
         row >= tiles.Rows || column >= tiles.Columns ? 0u : tiles.Columns - column >= 8 ? 0xFFu : (1u << (tiles.Columns - column)) - 1;

@@ -1,3 +1,4 @@
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
@@ -20,25 +21,23 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     private const int SampleLog2 = 18;
 
     /// <summary>The magnitudes of a task's entries at or inside a bracket, with their flat indices, and how many lie above it.</summary>
-    internal sealed record BracketCount(Tensor Magnitudes, Tensor Indices, long Above) : IDisposable
-    {
-        public void Dispose()
-        {
-            Magnitudes.Dispose();
-            Indices.Dispose();
-        }
-    }
+    internal sealed record BracketCount(float[] Magnitudes, long[] Indices, long Above);
 
     public bool Keeps(float magnitude, long index) => magnitude > Threshold || (magnitude == Threshold && index <= LastTie);
 
     /// <summary>The cut keeping floor(<paramref name="density"/> * numel) entries of the tensor whose magnitudes are <paramref name="magnitudes"/> (flat).</summary>
     public static MagnitudeCut Of(Tensor magnitudes, double density) => Find(magnitudes.shape[0], density,
-        step => magnitudes[TensorIndex.Slice(0, null, step)].contiguous(),
+        step =>
+        {
+            using var sample = magnitudes[TensorIndex.Slice(0, null, step)];
+            return TensorBytes.ToArray<float>(sample);
+        },
         (lo, hi) =>
         {
-            var inside = magnitudes.ge(lo).logical_and_(magnitudes.le(hi));
-            var indices = inside.nonzero().reshape(-1);
-            return new BracketCount(magnitudes.index_select(0, indices), indices, magnitudes.gt(hi).sum().item<long>());
+            using var scope = NewDisposeScope();
+            var indices = magnitudes.ge(lo).logical_and_(magnitudes.le(hi)).nonzero().reshape(-1);
+            return new BracketCount(TensorBytes.ToArray<float>(magnitudes.index_select(0, indices)), TensorBytes.ToArray<long>(indices),
+                magnitudes.gt(hi).sum().item<long>());
         });
 
     /// <summary>
@@ -48,51 +47,89 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     /// selected from exactly. A full selection over all entries costs about ten times as much at 45 million entries;
     /// it remains the fallback where the bracket misses.
     /// </summary>
-    internal static MagnitudeCut Find(long count, double density, Func<long, Tensor> sample, Func<float, float, BracketCount> countInside)
+    internal static MagnitudeCut Find(long count, double density, Func<long, float[]> sample, Func<float, float, BracketCount> countInside)
     {
         long keep = (long)(density * count);
         if (keep == 0)
             return KeepNone;
         if (keep == count)
             return KeepAll;
-        using var scope = NewDisposeScope();
         long step = count >> SampleLog2;
         if (step > 1)
         {
             var (lo, hi) = Bracket(sample(step), keep, count);
-            using var bracketed = countInside(lo, hi);
-            if (Select(bracketed, keep) is { } cut)
+            if (Select(countInside(lo, hi), keep) is { } cut)
                 return cut;
         }
-        using var all = countInside(0, float.PositiveInfinity);
-        return Select(all, keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
+        return Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
     }
 
     // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
-    private static (float Lo, float Hi) Bracket(Tensor sample, long keep, long count)
+    private static (float Lo, float Hi) Bracket(float[] sample, long keep, long count)
     {
-        long m = sample.shape[0];
+        int m = sample.Length;
         double fraction = 1 - (double)keep / count;
         double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
-        long low = Math.Clamp((long)((fraction - margin) * m), 1, m);
-        long high = Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
-        return (sample.kthvalue(low, 0).values.item<float>(), sample.kthvalue(high, 0).values.item<float>());
+        int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
+        int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
+        return (KthSmallest(sample, low), KthSmallest(sample, high));
     }
 
-    // The k-th largest is the (m - rank + 1)-th smallest of the m inside; selection, not a sort. Null where the bracket misses it.
+    // The k-th largest is the (m - rank + 1)-th smallest of the m inside. Null where the bracket misses it.
     private static MagnitudeCut? Select(BracketCount bracketed, long keep)
     {
-        using var scope = NewDisposeScope();
         var magnitudes = bracketed.Magnitudes;
-        long m = magnitudes.shape[0];
+        int m = magnitudes.Length;
         long rank = keep - bracketed.Above;
         if (rank < 1 || rank > m)
             return null;
-        float kth = magnitudes.kthvalue(m - rank + 1, 0).values.item<float>();
-        long ties = rank - magnitudes.gt(kth).sum().item<long>();
-        var tied = bracketed.Indices.masked_select(magnitudes.eq(kth));
+        float kth = KthSmallest((float[])magnitudes.Clone(), (int)(m - rank + 1));
+        long ties = rank;
+        var tied = new List<long>();
+        for (int i = 0; i < m; i++)
+        {
+            if (magnitudes[i] > kth)
+                ties--;
+            else if (magnitudes[i] == kth)
+                tied.Add(bracketed.Indices[i]);
+        }
         // Almost always the k-th is one entry and every tie is kept.
-        return new MagnitudeCut(kth, ties == tied.shape[0] ? long.MaxValue : tied.sort().Values[ties - 1].item<long>());
+        if (ties == tied.Count)
+            return new MagnitudeCut(kth, long.MaxValue);
+        tied.Sort();
+        return new MagnitudeCut(kth, tied[(int)ties - 1]);
+    }
+
+    // The k-th smallest (1-based) of values, which it reorders: Hoare's selection, linear on average.
+    private static float KthSmallest(float[] values, int k)
+    {
+        int lo = 0, hi = values.Length - 1, target = k - 1;
+        while (lo < hi)
+        {
+            float x = values[lo], y = values[lo + (hi - lo) / 2], z = values[hi];
+            float pivot = Math.Max(Math.Min(x, y), Math.Min(Math.Max(x, y), z));
+            int i = lo, j = hi;
+            while (i <= j)
+            {
+                while (values[i] < pivot)
+                    i++;
+                while (values[j] > pivot)
+                    j--;
+                if (i <= j)
+                {
+                    (values[i], values[j]) = (values[j], values[i]);
+                    i++;
+                    j--;
+                }
+            }
+            if (target <= j)
+                hi = j;
+            else if (target >= i)
+                lo = i;
+            else
+                return values[target];
+        }
+        return values[target];
     }
 
     /// <summary>A block of the tensor, trimmed; <paramref name="firstIndex"/> is the flat index of its first entry.</summary>

@@ -15,9 +15,15 @@ internal sealed unsafe class UpdateTiles
 {
     public const int TileRows = 4;
 
-    public const int TileColumns = 2 * Lanes;
+    public const int Lanes = 8;
 
-    private const int Lanes = 8;
+    /// <summary>Vectors of <see cref="Lanes"/> entries per tile row.</summary>
+    public const int RowVectors = 4;
+
+    public const int TileColumns = RowVectors * Lanes;
+
+    /// <summary>Vectors per tile: vector v holds row v / RowVectors, columns Lanes * (v % RowVectors) onwards.</summary>
+    public const int TileVectors = TileRows * RowVectors;
 
     // Per adapter: A (rank x PaddedColumns), B (PaddedRows x rank), A transposed (Columns x rank, for single entries); pinned.
     private readonly float[][] a, b, aT;
@@ -45,7 +51,7 @@ internal sealed unsafe class UpdateTiles
                 Array.Copy(factorA, k * Columns, a[i], k * PaddedColumns, Columns);
             b[i] = GC.AllocateArray<float>(PaddedRows * r, pinned: true);
             TensorBytes.ToArray<float>(members[i].B).CopyTo(b[i], 0);
-            aT[i] = new float[Columns * r];
+            aT[i] = GC.AllocateArray<float>(Columns * r, pinned: true);
             for (int k = 0; k < r; k++)
                 for (int j = 0; j < Columns; j++)
                     aT[i][j * r + k] = factorA[k * Columns + j];
@@ -70,8 +76,7 @@ internal sealed unsafe class UpdateTiles
 
     /// <summary>
     /// Adapter <paramref name="adapter"/>'s tile at rows [row, row + TileRows), columns [column, column + TileColumns),
-    /// into <paramref name="tile"/>: vector 2 * i + h holds row row + i, columns column + 8 h .. column + 8 h + 7.
-    /// Entries of the padding are 0.
+    /// into <paramref name="tile"/> (<see cref="TileVectors"/> vectors, row-major). Entries of the padding are 0.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Tile(int adapter, int row, int column, Vector256<float>* tile)
@@ -81,35 +86,56 @@ internal sealed unsafe class UpdateTiles
         fixed (float* aBase = a[adapter], bBase = b[adapter])
         {
             float* pa = aBase + column;
-            float* pb = bBase + (long)row * r;
-            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default,
-                c20 = default, c21 = default, c30 = default, c31 = default;
-            for (int k = 0; k < r; k++, pa += stride)
+            float* pb0 = bBase + (long)row * r, pb1 = pb0 + r, pb2 = pb1 + r, pb3 = pb2 + r;
+            // 16 accumulators: with 4 A vectors and 4 broadcasts per 16 multiply-adds, the FMA units stay busy.
+            Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
+                c10 = default, c11 = default, c12 = default, c13 = default,
+                c20 = default, c21 = default, c22 = default, c23 = default,
+                c30 = default, c31 = default, c32 = default, c33 = default;
+            for (nint k = 0; k < r; k++, pa += stride)
             {
                 var a0 = Vector256.Load(pa);
                 var a1 = Vector256.Load(pa + Lanes);
-                var b0 = Vector256.Create(pb[k]);
-                c00 = MultiplyAdd(b0, a0, c00);
-                c01 = MultiplyAdd(b0, a1, c01);
-                var b1 = Vector256.Create(pb[r + k]);
-                c10 = MultiplyAdd(b1, a0, c10);
-                c11 = MultiplyAdd(b1, a1, c11);
-                var b2 = Vector256.Create(pb[2 * r + k]);
-                c20 = MultiplyAdd(b2, a0, c20);
-                c21 = MultiplyAdd(b2, a1, c21);
-                var b3 = Vector256.Create(pb[3 * r + k]);
-                c30 = MultiplyAdd(b3, a0, c30);
-                c31 = MultiplyAdd(b3, a1, c31);
+                var a2 = Vector256.Load(pa + 2 * Lanes);
+                var a3 = Vector256.Load(pa + 3 * Lanes);
+                var b = Vector256.Create(pb0[k]);
+                c00 = MultiplyAdd(b, a0, c00);
+                c01 = MultiplyAdd(b, a1, c01);
+                c02 = MultiplyAdd(b, a2, c02);
+                c03 = MultiplyAdd(b, a3, c03);
+                b = Vector256.Create(pb1[k]);
+                c10 = MultiplyAdd(b, a0, c10);
+                c11 = MultiplyAdd(b, a1, c11);
+                c12 = MultiplyAdd(b, a2, c12);
+                c13 = MultiplyAdd(b, a3, c13);
+                b = Vector256.Create(pb2[k]);
+                c20 = MultiplyAdd(b, a0, c20);
+                c21 = MultiplyAdd(b, a1, c21);
+                c22 = MultiplyAdd(b, a2, c22);
+                c23 = MultiplyAdd(b, a3, c23);
+                b = Vector256.Create(pb3[k]);
+                c30 = MultiplyAdd(b, a0, c30);
+                c31 = MultiplyAdd(b, a1, c31);
+                c32 = MultiplyAdd(b, a2, c32);
+                c33 = MultiplyAdd(b, a3, c33);
             }
             var s = Vector256.Create(scalings[adapter]);
             tile[0] = c00 * s;
             tile[1] = c01 * s;
-            tile[2] = c10 * s;
-            tile[3] = c11 * s;
-            tile[4] = c20 * s;
-            tile[5] = c21 * s;
-            tile[6] = c30 * s;
-            tile[7] = c31 * s;
+            tile[2] = c02 * s;
+            tile[3] = c03 * s;
+            tile[4] = c10 * s;
+            tile[5] = c11 * s;
+            tile[6] = c12 * s;
+            tile[7] = c13 * s;
+            tile[8] = c20 * s;
+            tile[9] = c21 * s;
+            tile[10] = c22 * s;
+            tile[11] = c23 * s;
+            tile[12] = c30 * s;
+            tile[13] = c31 * s;
+            tile[14] = c32 * s;
+            tile[15] = c33 * s;
         }
     }
 
@@ -121,12 +147,18 @@ internal sealed unsafe class UpdateTiles
     {
         int r = ranks[adapter];
         long row = index / Columns, column = index % Columns;
-        var pa = aT[adapter].AsSpan((int)column * r, r);
-        var pb = b[adapter].AsSpan((int)(row * r), r);
-        float sum = 0;
-        for (int k = 0; k < r; k++)
-            sum = MathF.FusedMultiplyAdd(pb[k], pa[k], sum);
-        return MathF.Abs(sum * scalings[adapter]);
+        fixed (float* aBase = aT[adapter], bBase = b[adapter])
+        {
+            float* pa = aBase + column * r, pb = bBase + row * r;
+            var sum = Vector256<float>.Zero;
+            int k = 0;
+            for (; k + Lanes <= r; k += Lanes)
+                sum = MultiplyAdd(Vector256.Load(pb + k), Vector256.Load(pa + k), sum);
+            float total = Vector256.Sum(sum);
+            for (; k < r; k++)
+                total = MathF.FusedMultiplyAdd(pb[k], pa[k], total);
+            return MathF.Abs(total * scalings[adapter]);
+        }
     }
 
     private static Vector256<float> MultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> addend) =>
