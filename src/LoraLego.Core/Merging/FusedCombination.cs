@@ -54,13 +54,7 @@ internal static unsafe class FusedCombination
 
     private static MagnitudeCut Cut(UpdateTiles tiles, int adapter, double density, ParallelOptions parallel) =>
         MagnitudeCut.Find((long)tiles.Rows * tiles.Columns, density,
-            step =>
-            {
-                var sample = new float[((long)tiles.Rows * tiles.Columns + step - 1) / step];
-                for (int s = 0; s < sample.Length; s++)
-                    sample[s] = tiles.Magnitude(adapter, s * step);
-                return sample;
-            },
+            indices => Array.ConvertAll(indices, index => tiles.Magnitude(adapter, index)),
             (lo, hi) => Count(tiles, adapter, lo, hi, parallel));
 
     private sealed class Inside

@@ -27,9 +27,10 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
 
     /// <summary>The cut keeping floor(<paramref name="density"/> * numel) entries of the tensor whose magnitudes are <paramref name="magnitudes"/> (flat).</summary>
     public static MagnitudeCut Of(Tensor magnitudes, double density) => Find(magnitudes.shape[0], density,
-        step =>
+        indices =>
         {
-            using var sample = magnitudes[TensorIndex.Slice(0, null, step)];
+            using var at = tensor(indices, device: magnitudes.device);
+            using var sample = magnitudes.index_select(0, at);
             return TensorBytes.ToArray<float>(sample);
         },
         (lo, hi) =>
@@ -42,26 +43,39 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
 
     /// <summary>
     /// The cut keeping floor(<paramref name="density"/> * <paramref name="count"/>) of a task's entries, found from a
-    /// sample of its magnitudes (every step-th entry, from <paramref name="sample"/>) that brackets the k-th largest,
+    /// sample of its magnitudes (the entries at the flat indices given to <paramref name="sample"/>) that brackets the k-th largest,
     /// and one count of the task against that bracket (<paramref name="countInside"/>), whose few entries inside are
     /// selected from exactly. A full selection over all entries costs about ten times as much at 45 million entries;
     /// it remains the fallback where the bracket misses.
     /// </summary>
-    internal static MagnitudeCut Find(long count, double density, Func<long, float[]> sample, Func<float, float, BracketCount> countInside)
+    internal static MagnitudeCut Find(long count, double density, Func<long[], float[]> sample, Func<float, float, BracketCount> countInside)
     {
         long keep = (long)(density * count);
         if (keep == 0)
             return KeepNone;
         if (keep == count)
             return KeepAll;
-        long step = count >> SampleLog2;
-        if (step > 1)
+        if (count >> SampleLog2 > 1)
         {
-            var (lo, hi) = Bracket(sample(step), keep, count);
+            var (lo, hi) = Bracket(sample(SampleIndices(count)), keep, count);
             if (Select(countInside(lo, hi), keep) is { } cut)
                 return cut;
         }
         return Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
+    }
+
+    // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
+    // and columns alike. (Every step-th entry would see only the columns a multiple of the step hits: 64 of 4096 where
+    // the step is 64, and then the bracket misses.)
+    private static long[] SampleIndices(long count)
+    {
+        long g = (long)(count * 0.6180339887498949);
+        while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
+            g++;
+        var indices = new long[1 << SampleLog2];
+        for (int s = 0; s < indices.Length; s++)
+            indices[s] = (long)((UInt128)(ulong)s * (ulong)g % (ulong)count);
+        return indices;
     }
 
     // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
