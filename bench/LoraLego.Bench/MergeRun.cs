@@ -35,7 +35,8 @@ public static class MergeRun
         return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes);
     }
 
-    /// <summary>Runs <see cref="Run"/> in a child process, so each method's peak memory is its own.</summary>
-    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device) =>
-        ChildRun.Json<MergeRunResult>(method, new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs));
+    /// <summary>Runs <see cref="Run"/> in a child process, so each method's peak memory is its own; <paramref name="threads"/>: libtorch's and the fused passes' threads there.</summary>
+    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, int? threads = null) =>
+        ChildRun.Json<MergeRunResult>(method, new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs)
+            .Concat(threads is { } n ? ["--threads", n.ToString()] : []));
 }

@@ -10,12 +10,12 @@ using TorchSharp;
 // each merge end to end in its own process, measures the I/O floor in the same run and prints a
 // markdown table for docs/benchmarks.md.
 var options = Options.Parse(args.Skip(1).ToArray());
-torch.set_num_threads(int.TryParse(Environment.GetEnvironmentVariable("BENCH_THREADS"), out int benchThreads) ? benchThreads : Environment.ProcessorCount);
+torch.set_num_threads(options.Threads);
 switch (args.FirstOrDefault())
 {
     case "merge-once":
         {
-            var result = MergeRun.Run(args[1], args.Skip(4).ToArray(), args[2], ComputeDevice.Parse(args[3]));
+            var result = MergeRun.Run(args[1], args.Skip(4).TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray(), args[2], ComputeDevice.Parse(args[3]));
             Console.WriteLine(JsonSerializer.Serialize(result));
             return 0;
         }
@@ -51,7 +51,7 @@ switch (args.FirstOrDefault())
         Console.WriteLine(JsonSerializer.Serialize(ExtractionBench.Run(args[1], args[2], args[3], int.Parse(args[4]), ComputeDevice.Parse(args[5]))));
         return 0;
     case "lego-phases":
-        MergePhases.Run(args.Skip(2).ToArray(), int.Parse(args[1]));
+        MergePhases.Run(args.Skip(2).TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray(), int.Parse(args[1]));
         return 0;
     case "lego-error":
         LegoErrorProbe.Run(args[1]);
@@ -75,13 +75,13 @@ switch (args.FirstOrDefault())
         return 0;
     default:
         Console.WriteLine("""
-            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--no-svd-module]
+            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--threads N] [--no-svd-module]
                    loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
                                                                             (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]
                    loralego-bench trim-svd-module [--out 11008] [--in 4096] [--threads N]  (TiesSvd of one module: randomized vs PEFT's dense SVD)
                    loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
-                   loralego-bench lego-phases MODULES ADAPTERDIR...        (a Lego merge's seconds per phase over its first modules)
+                   loralego-bench lego-phases MODULES ADAPTERDIR... [--threads N](a Lego merge's seconds per phase over its first modules)
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]
                    loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
@@ -107,7 +107,7 @@ static void RunAll(Options o, string[] args)
     foreach (var method in o.Methods)
     {
         string output = Path.Combine(data, "out-" + method);
-        var r = MergeRun.RunIsolated(method, dirs, output, o.Device);
+        var r = MergeRun.RunIsolated(method, dirs, output, o.Device, o.Threads);
         double floor = IoFloor.Seconds(files, r.OutputBytes, data);
         Console.WriteLine($"| {r.Method} | {r.Device} | {r.Seconds:F2} | {floor:F2} | {r.Seconds / floor:F1} | {r.PeakBytes >> 20} | {r.InputBytes >> 20} | {r.OutputBytes >> 20} |");
         Directory.Delete(output, recursive: true);
@@ -234,7 +234,7 @@ static string FindRepoRoot()
     return dir?.FullName ?? throw new InvalidOperationException("run the benchmark from inside the repository");
 }
 
-internal sealed record Options(string Shape, int Adapters, int Rank, SafetensorsDType DType, ComputeDevice Device, string Data, string[] Methods)
+internal sealed record Options(string Shape, int Adapters, int Rank, SafetensorsDType DType, ComputeDevice Device, string Data, string[] Methods, int Threads)
 {
     /// <summary>The value after --<paramref name="name"/> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
     public static string Argument(string[] args, string name, string fallback)
@@ -248,6 +248,7 @@ internal sealed record Options(string Shape, int Adapters, int Rank, Safetensors
         string Get(string name, string fallback) => Argument(args, name, fallback);
         return new Options(Get("shape", "7b"), int.Parse(Get("adapters", "8")), int.Parse(Get("rank", "16")),
             Enum.Parse<SafetensorsDType>(Get("dtype", "F16")), ComputeDevice.Parse(Get("device", "Cpu")),
-            Get("data", "bench/out/data"), Get("methods", string.Join(",", MergeRun.Methods)).Split(','));
+            Get("data", "bench/out/data"), Get("methods", string.Join(",", MergeRun.Methods)).Split(','),
+            int.Parse(Get("threads", Environment.ProcessorCount.ToString())));
     }
 }

@@ -1,82 +1,164 @@
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
 
 /// <summary>
-/// <see cref="MagnitudeTrim"/>'s decision for a whole tensor, applied to it block by block: keep every entry above the
-/// k-th largest magnitude, and of the entries equal to it only as many as make k in all (the first ones in row-major
-/// order; top-k's own choice among equal magnitudes is unspecified, and only exact ties can tell the two apart).
+/// <see cref="MagnitudeTrim"/>'s decision for a whole tensor, as a rule on each entry: keep every entry whose magnitude
+/// is above <see cref="Threshold"/> (the k-th largest), and of the entries equal to it those at flat row-major index at
+/// most <see cref="LastTie"/>, so that exactly k are kept (the first ones; top-k's own choice among equal magnitudes is
+/// unspecified, and only exact ties can tell the two apart). A rule on (magnitude, index) lets any block of the tensor
+/// be trimmed in any order, by any thread.
 /// </summary>
-internal sealed class MagnitudeCut
+internal sealed record MagnitudeCut(float Threshold, long LastTie)
 {
-    private readonly double threshold;
+    /// <summary>Keeps every entry (density 1).</summary>
+    public static MagnitudeCut KeepAll { get; } = new(float.NegativeInfinity, long.MaxValue);
 
-    // How many entries equal to the threshold are still to be kept; -1 where all of them are.
-    private long tiesLeft;
+    private static MagnitudeCut KeepNone { get; } = new(float.PositiveInfinity, -1);
 
-    private MagnitudeCut(double threshold, long ties)
-    {
-        this.threshold = threshold;
-        tiesLeft = ties;
-    }
+    /// <summary>Entries sampled for the bracket: few enough to select from at once, enough that the bracket is narrow.</summary>
+    private const int SampleLog2 = 18;
+
+    /// <summary>The magnitudes of a task's entries at or inside a bracket, with their flat indices, and how many lie above it.</summary>
+    internal sealed record BracketCount(float[] Magnitudes, long[] Indices, long Above);
+
+    public bool Keeps(float magnitude, long index) => magnitude > Threshold || (magnitude == Threshold && index <= LastTie);
 
     /// <summary>The cut keeping floor(<paramref name="density"/> * numel) entries of the tensor whose magnitudes are <paramref name="magnitudes"/> (flat).</summary>
-    public static MagnitudeCut Of(Tensor magnitudes, double density)
-    {
-        using var scope = NewDisposeScope();
-        long n = magnitudes.shape[0];
-        long keep = (long)(density * n);
-        if (keep == 0)
-            return new MagnitudeCut(double.PositiveInfinity, 0);
-        var kth = KthLargest(magnitudes, keep);
-        long above = magnitudes.gt(kth).sum().item<long>();
-        long equal = magnitudes.eq(kth).sum().item<long>();
-        // Almost always every entry equal to the k-th is kept (it is one entry), and no block needs to count ties.
-        return new MagnitudeCut(kth, equal == keep - above ? -1 : keep - above);
-    }
-
-    // A sample brackets the k-th largest; only the entries inside the bracket are selected from. The full selection
-    // (kthvalue over all n) costs about ten times as much at 45 million entries; it remains the fallback where the
-    // bracket misses.
-    private static double KthLargest(Tensor magnitudes, long keep)
-    {
-        long n = magnitudes.shape[0];
-        long step = Math.Max(1, n >> 18);
-        if (step > 1)
+    public static MagnitudeCut Of(Tensor magnitudes, double density) => Find(magnitudes.shape[0], density,
+        indices =>
         {
-            var sample = magnitudes[TensorIndex.Slice(0, null, step)].contiguous();
-            long m = sample.shape[0];
-            double fraction = 1 - (double)keep / n;
-            double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
-            long low = Math.Clamp((long)((fraction - margin) * m), 1, m);
-            long high = Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
-            var lo = sample.kthvalue(low, 0).values;
-            var hi = sample.kthvalue(high, 0).values;
-            long aboveBracket = magnitudes.gt(hi).sum().item<long>();
-            var inside = magnitudes.masked_select(magnitudes.ge(lo).logical_and_(magnitudes.le(hi)));
-            long rank = keep - aboveBracket;
-            if (rank >= 1 && rank <= inside.shape[0])
-                return inside.kthvalue(inside.shape[0] - rank + 1, 0).values.item<float>();
+            using var at = tensor(indices, device: magnitudes.device);
+            using var sample = magnitudes.index_select(0, at);
+            return TensorBytes.ToArray<float>(sample);
+        },
+        (lo, hi) =>
+        {
+            using var scope = NewDisposeScope();
+            var indices = magnitudes.ge(lo).logical_and_(magnitudes.le(hi)).nonzero().reshape(-1);
+            return new BracketCount(TensorBytes.ToArray<float>(magnitudes.index_select(0, indices)), TensorBytes.ToArray<long>(indices),
+                magnitudes.gt(hi).sum().item<long>());
+        });
+
+    /// <summary>
+    /// The cut keeping floor(<paramref name="density"/> * <paramref name="count"/>) of a task's entries, found from a
+    /// sample of its magnitudes (the entries at the flat indices given to <paramref name="sample"/>) that brackets the k-th largest,
+    /// and one count of the task against that bracket (<paramref name="countInside"/>), whose few entries inside are
+    /// selected from exactly. A full selection over all entries costs about ten times as much at 45 million entries;
+    /// it remains the fallback where the bracket misses.
+    /// </summary>
+    internal static MagnitudeCut Find(long count, double density, Func<long[], float[]> sample, Func<float, float, BracketCount> countInside)
+    {
+        long keep = (long)(density * count);
+        if (keep == 0)
+            return KeepNone;
+        if (keep == count)
+            return KeepAll;
+        if (count >> SampleLog2 > 1)
+        {
+            var (lo, hi) = Bracket(sample(SampleIndices(count)), keep, count);
+            if (Select(countInside(lo, hi), keep) is { } cut)
+                return cut;
         }
-        // The k-th largest is the (n - k + 1)-th smallest; selection, not a sort.
-        return magnitudes.kthvalue(n - keep + 1, 0).values.item<float>();
+        return Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
     }
 
-    /// <summary>The next block of the tensor, trimmed; blocks must come in row-major order, each once.</summary>
-    public Tensor Apply(Tensor block)
+    // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
+    // and columns alike. (Every step-th entry would see only the columns a multiple of the step hits: 64 of 4096 where
+    // the step is 64, and then the bracket misses.)
+    private static long[] SampleIndices(long count)
+    {
+        long g = (long)(count * 0.6180339887498949);
+        while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
+            g++;
+        var indices = new long[1 << SampleLog2];
+        for (int s = 0; s < indices.Length; s++)
+            indices[s] = (long)((UInt128)(ulong)s * (ulong)g % (ulong)count);
+        return indices;
+    }
+
+    // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
+    private static (float Lo, float Hi) Bracket(float[] sample, long keep, long count)
+    {
+        int m = sample.Length;
+        double fraction = 1 - (double)keep / count;
+        double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
+        int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
+        int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
+        return (KthSmallest(sample, low), KthSmallest(sample, high));
+    }
+
+    // The k-th largest is the (m - rank + 1)-th smallest of the m inside. Null where the bracket misses it.
+    private static MagnitudeCut? Select(BracketCount bracketed, long keep)
+    {
+        var magnitudes = bracketed.Magnitudes;
+        int m = magnitudes.Length;
+        long rank = keep - bracketed.Above;
+        if (rank < 1 || rank > m)
+            return null;
+        float kth = KthSmallest((float[])magnitudes.Clone(), (int)(m - rank + 1));
+        long ties = rank;
+        var tied = new List<long>();
+        for (int i = 0; i < m; i++)
+        {
+            if (magnitudes[i] > kth)
+                ties--;
+            else if (magnitudes[i] == kth)
+                tied.Add(bracketed.Indices[i]);
+        }
+        // Almost always the k-th is one entry and every tie is kept.
+        if (ties == tied.Count)
+            return new MagnitudeCut(kth, long.MaxValue);
+        tied.Sort();
+        return new MagnitudeCut(kth, tied[(int)ties - 1]);
+    }
+
+    // The k-th smallest (1-based) of values, which it reorders: Hoare's selection, linear on average.
+    private static float KthSmallest(float[] values, int k)
+    {
+        int lo = 0, hi = values.Length - 1, target = k - 1;
+        while (lo < hi)
+        {
+            float x = values[lo], y = values[lo + (hi - lo) / 2], z = values[hi];
+            float pivot = Math.Max(Math.Min(x, y), Math.Min(Math.Max(x, y), z));
+            int i = lo, j = hi;
+            while (i <= j)
+            {
+                while (values[i] < pivot)
+                    i++;
+                while (values[j] > pivot)
+                    j--;
+                if (i <= j)
+                {
+                    (values[i], values[j]) = (values[j], values[i]);
+                    i++;
+                    j--;
+                }
+            }
+            if (target <= j)
+                hi = j;
+            else if (target >= i)
+                lo = i;
+            else
+                return values[target];
+        }
+        return values[target];
+    }
+
+    /// <summary>A block of the tensor, trimmed; <paramref name="firstIndex"/> is the flat index of its first entry.</summary>
+    public Tensor Apply(Tensor block, long firstIndex)
     {
         using var scope = NewDisposeScope();
         var magnitudes = block.abs();
-        if (tiesLeft < 0)
-            return block.mul(magnitudes.ge(threshold)).MoveToOuterDisposeScope();
-        var keep = magnitudes.gt(threshold);
-        var tied = magnitudes.eq(threshold);
-        long ties = tied.sum().item<long>();
-        if (ties > 0)
+        var keep = magnitudes.gt(Threshold);
+        if (LastTie >= firstIndex)
         {
-            var first = tied.reshape(-1).cumsum(0, ScalarType.Int64).le(tiesLeft).view_as(tied).logical_and_(tied);
-            keep = keep.logical_or_(first);
-            tiesLeft -= Math.Min(ties, tiesLeft);
+            var tied = magnitudes.eq(Threshold);
+            if (LastTie == long.MaxValue)
+                keep = keep.logical_or_(tied);
+            else if (tied.any().item<bool>())
+                keep = keep.logical_or_(tied.logical_and_(arange(firstIndex, firstIndex + block.numel(), device: block.device).view_as(block).le(LastTie)));
         }
         return block.mul(keep).MoveToOuterDisposeScope();
     }

@@ -23,13 +23,16 @@ internal static class SvdMerge
     }
 
     /// <summary>
-    /// The same combination as <see cref="Dense"/>, built block by block, cut to the rank by a randomized range finder
-    /// instead of the full SVD of the out x in result. The sketch is seeded per merge, so a merge is reproducible.
+    /// The same combination as <see cref="Dense"/>, built by the fused SIMD passes on the CPU (block by block in libtorch
+    /// on CUDA and for random drops), cut to the rank by a randomized range finder instead of the full SVD of the
+    /// out x in result. The sketch is seeded per merge, so a merge is reproducible.
     /// </summary>
     public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp)
     {
         using var scope = NewDisposeScope();
-        var combined = TiledCombination.Combine(inputs, combiner, random);
+        var combined = FusedCombination.Covers(inputs, combiner)
+            ? FusedCombination.Combine(inputs, combiner, get_num_threads())
+            : TiledCombination.Combine(inputs, combiner, random);
         using var sketch = new Generator(SketchSeed, combined.device);
         var svd = RandomizedSvd.Of(combined, rank, Oversampling, PowerIterations, sketch);
         int k = (int)Math.Min(rank, svd.Values.shape[0]);

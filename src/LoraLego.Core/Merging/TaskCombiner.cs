@@ -16,6 +16,8 @@ internal sealed class TaskCombiner(Trimming trimming, MajoritySign? election)
 
     public Trimming Trimming => trimming;
 
+    public MajoritySign? Election => election;
+
     /// <param name="tasks">Same-shaped tensors, one per adapter.</param>
     /// <param name="weights">One per task, applied after trimming and sign election.</param>
     /// <param name="densities">One per task: the fraction of its entries trimming keeps.</param>

@@ -34,7 +34,7 @@ internal static class TiledCombination
                 var trimmed = members.Select((m, i) =>
                 {
                     var block = m.DeltaRows(start, end);
-                    return cuts?[i].Apply(block) ?? drops?[i].Apply(block, random!) ?? block;
+                    return cuts?[i].Apply(block, start * cols) ?? drops?[i].Apply(block, random!) ?? block;
                 }).ToList();
                 combined.narrow(0, start, end - start).copy_(combiner.CombineTrimmed(trimmed, weights));
             }

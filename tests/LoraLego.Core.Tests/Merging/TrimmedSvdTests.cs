@@ -51,7 +51,7 @@ public class TrimmedSvdTests(ITestOutputHelper output)
         long kept = 0;
         for (int start = 0; start < 10; start += 4)
         {
-            using var block = cut.Apply(values.narrow(0, start, Math.Min(4, 10 - start)));
+            using var block = cut.Apply(values.narrow(0, start, Math.Min(4, 10 - start)), start * 9);
             kept += block.ne(0).sum().item<long>();
         }
         Assert.Equal(40, kept);
@@ -66,7 +66,7 @@ public class TrimmedSvdTests(ITestOutputHelper output)
         // Two million entries: the cut selects inside a bracket a sample found, not over all of them.
         using var values = randn(2000, 1000, generator: manual_seed(9));
         var cut = MagnitudeCut.Of(values.abs().reshape(-1), density);
-        using var trimmed = cut.Apply(values);
+        using var trimmed = cut.Apply(values, 0);
         using var expected = MagnitudeTrim.Apply(values, density);
         Assert.True(trimmed.eq(expected).all().item<bool>());
     }

@@ -1,0 +1,166 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using LoraLego.Core.Formats;
+
+namespace LoraLego.Core.Merging;
+
+/// <summary>
+/// The updates scaling * B @ A of one module's adapters, computed tile by tile in registers and never stored: a tile is
+/// <see cref="TileRows"/> rows by <see cref="TileColumns"/> columns of one adapter's update, each entry a rank-r dot
+/// product in float32 (fused multiply-adds, k = 0 .. r-1 in order), so an entry has the same bits whichever pass or
+/// thread computes it. The factors are copied once into float32 arrays padded with zeros to whole tiles.
+/// </summary>
+internal sealed unsafe class UpdateTiles
+{
+    public const int TileRows = 4;
+
+    public const int Lanes = 8;
+
+    /// <summary>Vectors of <see cref="Lanes"/> entries per tile row.</summary>
+    public const int RowVectors = 4;
+
+    public const int TileColumns = RowVectors * Lanes;
+
+    /// <summary>Vectors per tile: vector v holds row v / RowVectors, columns Lanes * (v % RowVectors) onwards.</summary>
+    public const int TileVectors = TileRows * RowVectors;
+
+    // Per adapter: A (rank x PaddedColumns), B (PaddedRows x rank), A transposed (Columns x rank, for single entries); pinned.
+    private readonly float[][] a, b, aT;
+    private readonly int[] ranks;
+    private readonly float[] scalings;
+
+    private UpdateTiles(IReadOnlyList<ModuleMember> members)
+    {
+        Count = members.Count;
+        Rows = checked((int)members[0].OutFeatures);
+        Columns = checked((int)members[0].InFeatures);
+        PaddedRows = (Rows + TileRows - 1) / TileRows * TileRows;
+        PaddedColumns = (Columns + TileColumns - 1) / TileColumns * TileColumns;
+        ranks = members.Select(m => (int)m.Rank).ToArray();
+        scalings = members.Select(m => (float)m.Scaling).ToArray();
+        a = new float[Count][];
+        b = new float[Count][];
+        aT = new float[Count][];
+        for (int i = 0; i < Count; i++)
+        {
+            int r = ranks[i];
+            var factorA = TensorBytes.ToArray<float>(members[i].A);
+            a[i] = GC.AllocateArray<float>(r * PaddedColumns, pinned: true);
+            for (int k = 0; k < r; k++)
+                Array.Copy(factorA, k * Columns, a[i], k * PaddedColumns, Columns);
+            b[i] = GC.AllocateArray<float>(PaddedRows * r, pinned: true);
+            TensorBytes.ToArray<float>(members[i].B).CopyTo(b[i], 0);
+            aT[i] = GC.AllocateArray<float>(Columns * r, pinned: true);
+            for (int k = 0; k < r; k++)
+                for (int j = 0; j < Columns; j++)
+                    aT[i][j * r + k] = factorA[k * Columns + j];
+        }
+    }
+
+    /// <summary>Where the kernel runs at full speed: 256-bit vectors in hardware (x86 with AVX2).</summary>
+    public static bool IsAccelerated => Vector256.IsHardwareAccelerated;
+
+    public int Count { get; }
+
+    public int Rows { get; }
+
+    public int Columns { get; }
+
+    public int PaddedRows { get; }
+
+    public int PaddedColumns { get; }
+
+    /// <summary>The float32 factors of <paramref name="members"/> (same out x in), laid out for the kernel.</summary>
+    public static UpdateTiles Of(IReadOnlyList<ModuleMember> members) => new(members);
+
+    /// <summary>
+    /// Adapter <paramref name="adapter"/>'s tile at rows [row, row + TileRows), columns [column, column + TileColumns),
+    /// into <paramref name="tile"/> (<see cref="TileVectors"/> vectors, row-major). Entries of the padding are 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Tile(int adapter, int row, int column, Vector256<float>* tile)
+    {
+        int r = ranks[adapter];
+        int stride = PaddedColumns;
+        fixed (float* aBase = a[adapter], bBase = b[adapter])
+        {
+            float* pa = aBase + column;
+            float* pb0 = bBase + (long)row * r, pb1 = pb0 + r, pb2 = pb1 + r, pb3 = pb2 + r;
+            // 16 accumulators: with 4 A vectors and 4 broadcasts per 16 multiply-adds, the FMA units stay busy.
+            Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
+                c10 = default, c11 = default, c12 = default, c13 = default,
+                c20 = default, c21 = default, c22 = default, c23 = default,
+                c30 = default, c31 = default, c32 = default, c33 = default;
+            for (nint k = 0; k < r; k++, pa += stride)
+            {
+                var a0 = Vector256.Load(pa);
+                var a1 = Vector256.Load(pa + Lanes);
+                var a2 = Vector256.Load(pa + 2 * Lanes);
+                var a3 = Vector256.Load(pa + 3 * Lanes);
+                var b = Vector256.Create(pb0[k]);
+                c00 = MultiplyAdd(b, a0, c00);
+                c01 = MultiplyAdd(b, a1, c01);
+                c02 = MultiplyAdd(b, a2, c02);
+                c03 = MultiplyAdd(b, a3, c03);
+                b = Vector256.Create(pb1[k]);
+                c10 = MultiplyAdd(b, a0, c10);
+                c11 = MultiplyAdd(b, a1, c11);
+                c12 = MultiplyAdd(b, a2, c12);
+                c13 = MultiplyAdd(b, a3, c13);
+                b = Vector256.Create(pb2[k]);
+                c20 = MultiplyAdd(b, a0, c20);
+                c21 = MultiplyAdd(b, a1, c21);
+                c22 = MultiplyAdd(b, a2, c22);
+                c23 = MultiplyAdd(b, a3, c23);
+                b = Vector256.Create(pb3[k]);
+                c30 = MultiplyAdd(b, a0, c30);
+                c31 = MultiplyAdd(b, a1, c31);
+                c32 = MultiplyAdd(b, a2, c32);
+                c33 = MultiplyAdd(b, a3, c33);
+            }
+            var s = Vector256.Create(scalings[adapter]);
+            tile[0] = c00 * s;
+            tile[1] = c01 * s;
+            tile[2] = c02 * s;
+            tile[3] = c03 * s;
+            tile[4] = c10 * s;
+            tile[5] = c11 * s;
+            tile[6] = c12 * s;
+            tile[7] = c13 * s;
+            tile[8] = c20 * s;
+            tile[9] = c21 * s;
+            tile[10] = c22 * s;
+            tile[11] = c23 * s;
+            tile[12] = c30 * s;
+            tile[13] = c31 * s;
+            tile[14] = c32 * s;
+            tile[15] = c33 * s;
+        }
+    }
+
+    /// <summary>
+    /// The magnitude of one entry (flat row-major <paramref name="index"/>), for samples: the same product, summed in
+    /// another order, so it can differ from the tile's entry in the last bit.
+    /// </summary>
+    public float Magnitude(int adapter, long index)
+    {
+        int r = ranks[adapter];
+        long row = index / Columns, column = index % Columns;
+        fixed (float* aBase = aT[adapter], bBase = b[adapter])
+        {
+            float* pa = aBase + column * r, pb = bBase + row * r;
+            var sum = Vector256<float>.Zero;
+            int k = 0;
+            for (; k + Lanes <= r; k += Lanes)
+                sum = MultiplyAdd(Vector256.Load(pb + k), Vector256.Load(pa + k), sum);
+            float total = Vector256.Sum(sum);
+            for (; k < r; k++)
+                total = MathF.FusedMultiplyAdd(pb[k], pa[k], total);
+            return MathF.Abs(total * scalings[adapter]);
+        }
+    }
+
+    private static Vector256<float> MultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> addend) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(x, y, addend) : x * y + addend;
+}
