@@ -33,7 +33,7 @@ internal static class SvdMerge
         var combined = FusedCombination.Covers(inputs, combiner)
             ? FusedCombination.Combine(inputs, combiner, get_num_threads())
             : TiledCombination.Combine(inputs, combiner, random);
-        using var sketch = new Generator(SketchSeed, combined.device);
+        using var sketch = new Generator(SketchSeed, CPU);
         var svd = RandomizedSvd.Of(combined, rank, Oversampling, PowerIterations, sketch);
         int k = (int)Math.Min(rank, svd.Values.shape[0]);
         var (a, b) = svd.Truncate(k, combined.dtype);
