@@ -124,15 +124,17 @@ public static class StandardMerge
                 // A's of different ranks cannot be trimmed and combined entry by entry, but the dense updates can.
                 log?.Invoke($"{module.Key}: ranks differ ({string.Join(", ", module.Members.Select(m => $"{m.AdapterName} r{m.Rank}"))}); " +
                     $"'{method.PeftName()}' ran on the dense updates as '{method.DenseCounterpart().PeftName()}', cut back to rank {rank}");
-                return denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp);
+                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd);
             case MergeForm.DenseSvd when combiner.IsWeightedSum && !denseSvd:
                 return SvdMerge.Factored(module, rank, clamp);
-            case MergeForm.DenseSvd when !denseSvd:
-                return SvdMerge.Randomized(module, combiner, random, rank, clamp);
             default:
-                return SvdMerge.Dense(module, combiner, random, rank, clamp);
+                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd);
         }
     }
+
+    // The one choice between PEFT's full SVD and the randomized range finder, for every merge that combines dense updates.
+    private static MergedFactors OnDenseUpdates(ModuleInputs module, TaskCombiner combiner, Generator? random, int rank, double? clamp, bool denseSvd) =>
+        denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp);
 
     private static string Describe(MergeMethod method, MergeRecipe recipe, TaskCombiner combiner, MergeOptions options, int rank) => recipe.Form switch
     {
