@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the CUDA tests and the benchmarks on the GPU machine (after bench/prepare-gpu-run.sh).
-# usage: bench/run-on-gpu.sh gpu|cpu|lego|mole|peft   (phases, each well inside a 10-minute call; lego and mole re-time one benchmark alone;
-#        peft times every method beside PEFT's add_weighted_adapter on CUDA and the CPU, bench/peft-side-by-side/compare.py, without the CUDA tests)
+# usage: bench/run-on-gpu.sh gpu|cpu|lego|mole|peft|peft-cuda|peft-cpu   (phases, each well inside a 10-minute call; lego and mole re-time one
+#        benchmark alone; peft times every method beside PEFT's add_weighted_adapter on CUDA and the CPU, bench/peft-side-by-side/compare.py,
+#        without the CUDA tests; peft-cuda and peft-cpu do one device each, so that every method fits in its call's deadline)
 # Results go to $OUT (or ./gpu-results): the CUDA test log and markdown tables for docs/benchmarks.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +14,13 @@ export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
 export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $(nproc)"; python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$out/machine-$phase.txt" 2>&1
 bench() { timeout "$1" dotnet .device/LoraLego.Bench/loralego-bench.dll "${@:2}" --data /tmp/bench-data; }
-if [ "$phase" = peft ]; then
+if [[ "$phase" == peft* ]]; then
+  devices=${phase#peft-}; [ "$devices" = peft ] && devices=cuda,cpu
   # The script stops starting work at its deadline and prints the table of what it measured.
   timeout 540 python3 bench/peft-side-by-side/compare.py --data /tmp/bench-data --bench .device/LoraLego.Bench/loralego-bench.dll --deadline 480 \
-    > "$out/peft-compare.md" 2> "$out/peft-compare.log"
-  echo "compare.py exit $?" >> "$out/peft-compare.log"
-  tail -n 40 "$out/peft-compare.md"; tail -n 5 "$out/peft-compare.log"
+    --devices "$devices" --our-timeout 90 > "$out/$phase-compare.md" 2> "$out/$phase-compare.log"
+  echo "compare.py exit $?" >> "$out/$phase-compare.log"
+  tail -n 40 "$out/$phase-compare.md"; tail -n 5 "$out/$phase-compare.log"
   exit 0
 fi
 timeout 150 dotnet .device/LoraLego.Cuda.Tests/LoraLego.Cuda.Tests.dll > "$out/cuda-tests-$phase.log" 2>&1; echo "cuda tests exit $?" >> "$out/cuda-tests-$phase.log"
