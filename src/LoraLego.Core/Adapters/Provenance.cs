@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LoraLego.Core.Formats;
@@ -29,17 +28,29 @@ public static class Provenance
         if (weight is { } w)
             input["weight"] = w;
         input[FormatField] = LoraFormats.DefaultFor(adapter).ToString();
-        string? file = adapter.Path is not { } path ? null
-            : File.Exists(path) ? path
-            : File.Exists(Path.Combine(path, PeftAdapterReader.ModelFileName)) ? Path.Combine(path, PeftAdapterReader.ModelFileName)
-            : null;
-        if (file is not null)
+        if (SourceFile(adapter) is { } file)
         {
             input["path"] = adapter.Path;
-            input["sha256"] = Sha256(file);
+            input["sha256"] = FileDigests.Sha256(file);
         }
         return input;
     }
+
+    /// <summary>
+    /// Starts hashing the inputs' files in the background, so that <see cref="Input"/> at the end of a merge finds
+    /// their digests ready (the digest is of the file as it is when <see cref="Input"/> asks).
+    /// </summary>
+    public static void BeginHashing(IEnumerable<LoraAdapter> adapters)
+    {
+        foreach (var file in adapters.Select(SourceFile).OfType<string>())
+            FileDigests.Begin(file);
+    }
+
+    private static string? SourceFile(LoraAdapter adapter) =>
+        adapter.Path is not { } path ? null
+            : File.Exists(path) ? path
+            : File.Exists(Path.Combine(path, PeftAdapterReader.ModelFileName)) ? Path.Combine(path, PeftAdapterReader.ModelFileName)
+            : null;
 
     /// <summary>The field of a recorded input that names its format.</summary>
     public const string FormatField = "format";
@@ -70,11 +81,5 @@ public static class Provenance
             return null;
         config.Remove(LegacyConfigKey);
         return record;
-    }
-
-    private static string Sha256(string file)
-    {
-        using var stream = File.OpenRead(file);
-        return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
 }

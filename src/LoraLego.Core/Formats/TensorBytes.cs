@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Formats;
@@ -11,12 +12,21 @@ public static class TensorBytes
 {
     private const long MaxSpan = int.MaxValue / 2;
 
-    public static unsafe void CopyInto(Tensor tensor, byte* source, long byteLength)
+    /// <summary>Reads <paramref name="byteLength"/> bytes of <paramref name="file"/> at <paramref name="offset"/> into a contiguous CPU tensor; false when the file ends first.</summary>
+    public static bool ReadInto(Tensor tensor, SafeFileHandle file, long offset, long byteLength)
     {
         if (byteLength <= MaxSpan || tensor.dim() == 0)
         {
-            new ReadOnlySpan<byte>(source, checked((int)byteLength)).CopyTo(tensor.bytes);
-            return;
+            var span = tensor.bytes[..checked((int)byteLength)];
+            while (!span.IsEmpty)
+            {
+                int read = RandomAccess.Read(file, span, offset);
+                if (read == 0)
+                    return false;
+                span = span[read..];
+                offset += read;
+            }
+            return true;
         }
         long rows = tensor.shape[0];
         long rowBytes = byteLength / rows;
@@ -25,8 +35,10 @@ public static class TensorBytes
         {
             long n = Math.Min(rowsPerChunk, rows - r);
             using var slice = tensor.narrow(0, r, n);
-            CopyInto(slice, source + r * rowBytes, n * rowBytes);
+            if (!ReadInto(slice, file, offset + r * rowBytes, n * rowBytes))
+                return false;
         }
+        return true;
     }
 
     /// <summary>

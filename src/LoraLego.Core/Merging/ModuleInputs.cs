@@ -58,11 +58,11 @@ internal sealed class ModuleInputs : IDisposable
     /// <param name="density">The density of inputs that name none of their own.</param>
     public static ModuleInputs Load(string key, IReadOnlyList<MergeInput> inputs, double density, Device device)
     {
-        var present = inputs.Select(i => (Input: i, Module: i.Adapter.GetModule(key))).Where(p => p.Module is not null).ToList();
+        var present = Present(key, inputs);
         using var scope = NewDisposeScope();
         // Every factor of the module is converted (and moved) in one operation, not one per factor:
         // on a busy machine each libtorch call costs far more than the conversion it does.
-        var raw = present.SelectMany(p => new[] { p.Module!.A.Load(), p.Module.B.Load() }).ToList();
+        var raw = present.SelectMany(p => new[] { p.Module.A.Load(), p.Module.B.Load() }).ToList();
         var all = cat(raw.Select(r => r.flatten()).ToList(), 0).to(ScalarType.Float32, device);
         long offset = 0;
         Tensor Next(Tensor r)
@@ -75,11 +75,15 @@ internal sealed class ModuleInputs : IDisposable
         for (int i = 0; i < present.Count; i++)
         {
             var (input, module) = present[i];
-            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module!.Scaling, Next(raw[2 * i]), Next(raw[2 * i + 1])));
+            members.Add(new ModuleMember(input.Adapter.Name, input.Weight, input.Density ?? density, module.Scaling, Next(raw[2 * i]), Next(raw[2 * i + 1])));
         }
         var first = present.Count > 0 ? present[0].Module : null;
         return new ModuleInputs(key, members, first?.FanInFanOut ?? false, first?.Kernel);
     }
+
+    /// <summary>The inputs that have the module <paramref name="key"/>, in input order, with their module.</summary>
+    public static IReadOnlyList<(MergeInput Input, LoraModule Module)> Present(string key, IReadOnlyList<MergeInput> inputs) =>
+        inputs.Select(i => (Input: i, Module: i.Adapter.GetModule(key)!)).Where(p => p.Module is not null).ToList();
 
     /// <summary>
     /// Refuses, before any tensor is read, a module whose adapters disagree on its shape: the headers give the

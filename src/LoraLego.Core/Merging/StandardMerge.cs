@@ -30,6 +30,7 @@ public static class StandardMerge
         options ??= new MergeOptions();
         var log = options.Verbose;
         Validate(inputs, method, options);
+        Provenance.BeginHashing(inputs.Select(i => i.Adapter));
         if (inputs.Count == 1 && method != MergeMethod.Linear)
         {
             log?.Invoke($"one adapter: PEFT merges a single adapter linearly whatever the combination type, so '{method.PeftName()}' runs as 'linear'");
@@ -59,9 +60,9 @@ public static class StandardMerge
             options.CancellationToken.ThrowIfCancellationRequested();
             string key = keys[i];
             options.Progress?.Invoke(new MergeProgress(i, keys.Count, key));
-            var present = inputs.Where(input => input.Adapter.GetModule(key) is not null).Select(input => input.Adapter.Name).ToList();
+            var present = ModuleInputs.Present(key, inputs);
             if (present.Count < inputs.Count)
-                log?.Invoke($"{key}: only in {string.Join(", ", present)}; merged from those");
+                log?.Invoke($"{key}: only in {string.Join(", ", present.Select(p => p.Input.Adapter.Name))}; merged from those");
             if (recipe.Form == MergeForm.Concatenate)
             {
                 // The concatenation is computed at export; the inputs' weights are read (and checked
@@ -73,6 +74,11 @@ public static class StandardMerge
                         m.B.Load().Dispose();
                     }
                 merged.Add(CatMerge.Deferred(key, inputs, storeAs));
+                continue;
+            }
+            if (recipe.Form == MergeForm.Factorwise && FactorwiseSum.Covers(present, combiner, device, storeAs))
+            {
+                merged.Add(FactorwiseSum.Merge(key, present, storeAs));
                 continue;
             }
             using var scope = NewDisposeScope();
