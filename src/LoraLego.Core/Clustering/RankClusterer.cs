@@ -1,6 +1,9 @@
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Clustering;
@@ -59,12 +62,14 @@ public static class RankClusterer
     // canonical sign (SignCanonicalizer) and sorted by value, as the rows of one float64 tensor:
     // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
     // indices, so the same points in another order would be seeded differently). The whole module
-    // is handled as one tensor; the folding is an exact multiplication by one factor per row and part.
+    // is converted to float64 once (exact for every stored dtype); the permutation and the folding
+    // (one exact multiplication by one factor per row and part) are one pass into the members.
     private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
     {
-        int n = pool.Count, outFeatures = pool.OutFeatures;
-        var raw = pool.Rows();
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(raw, pool.Units, outFeatures);
+        int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
+        using var raw = pool.Rows();
+        using var values = raw.to_type(ScalarType.Float64).contiguous();
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(values, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -73,11 +78,18 @@ public static class RankClusterer
             aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
             bFactors[i] = Math.Sign(scaling) * aFactors[i];
         }
-        // The rows are put in order while still in their stored dtype, and converted once.
-        int[] order = ValueOrder(raw, bFactors, aFactors, outFeatures);
-        var members = raw.index_select(0, tensor(order.Select(i => (long)i).ToArray())).to(ScalarType.Float64, device);
-        members.narrow(1, 0, outFeatures).mul_(tensor(order.Select(i => bFactors[i]).ToArray(), [n, 1], device: device));
-        members.narrow(1, outFeatures, pool.InFeatures).mul_(tensor(order.Select(i => aFactors[i]).ToArray(), [n, 1], device: device));
+        var source = MemoryMarshal.Cast<byte, double>(values.bytes);
+        int[] order = ValueOrder(source, n, width, bFactors, aFactors, outFeatures);
+        var members = empty([n, width], ScalarType.Float64);
+        var folded = MemoryMarshal.Cast<byte, double>(members.bytes);
+        for (int r = 0; r < n; r++)
+        {
+            int i = order[r];
+            Scale(source.Slice(i * width, outFeatures), bFactors[i], folded.Slice(r * width, outFeatures));
+            Scale(source.Slice(i * width + outFeatures, width - outFeatures), aFactors[i], folded.Slice(r * width + outFeatures, width - outFeatures));
+        }
+        if (device.type != DeviceType.CPU)
+            members = members.to(device);
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
         // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
         // once, as the largest of the rounded products is.
@@ -87,37 +99,48 @@ public static class RankClusterer
         return (units, members, memberNorms);
     }
 
-    // The lexicographic order of the folded rows (stable: equal rows keep their order), folded
-    // here as the tensor would be (one double product per value). Rows nearly always differ
-    // within their first entries; only when two do not are all values fetched.
-    private static int[] ValueOrder(Tensor raw, double[] bFactors, double[] aFactors, int outFeatures)
+    private static void Scale(ReadOnlySpan<double> source, double factor, Span<double> destination)
     {
-        int n = (int)raw.shape[0], width = (int)raw.shape[1], leading = Math.Min(width, 32);
-        double[] Folded(Tensor columns)
-        {
-            int w = (int)columns.shape[1];
-            double[] values = TensorBytes.ToArray<double>(columns.to_type(ScalarType.Float64));
-            for (int i = 0; i < n; i++)
-                for (int c = 0; c < w; c++)
-                    values[i * w + c] *= c < outFeatures ? bFactors[i] : aFactors[i];
-            return values;
-        }
-        double[] first = Folded(raw.narrow(1, 0, leading));
-        var all = new Lazy<double[]>(() => Folded(raw));
-        return Enumerable.Range(0, n).OrderBy(i => i, Comparer<int>.Create((x, y) =>
-        {
-            int c = Lexicographic(first.AsSpan(x * leading, leading), first.AsSpan(y * leading, leading));
-            return c != 0 || x == y || leading == width ? c : Lexicographic(all.Value.AsSpan(x * width, width), all.Value.AsSpan(y * width, width));
-        })).ToArray();
+        int c = 0;
+        var f = Vector256.Create(factor);
+        for (; c + 4 <= source.Length; c += 4)
+            (Vector256.Create(source.Slice(c, 4)) * f).CopyTo(destination.Slice(c, 4));
+        for (; c < source.Length; c++)
+            destination[c] = source[c] * factor;
     }
 
-    private static int Lexicographic(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    // The lexicographic order of the folded rows (stable: equal rows keep their order), each value
+    // folded as the members are (one double product). Rows nearly always differ within their
+    // first entries, so the products are formed only as far as a comparison reads. A binary
+    // insertion sort, inserting after equal rows, keeps it stable.
+    private static int[] ValueOrder(ReadOnlySpan<double> values, int n, int width, double[] bFactors, double[] aFactors, int outFeatures)
     {
-        for (int i = 0; i < x.Length; i++)
+        var order = new int[n];
+        for (int count = 0; count < n; count++)
         {
-            int c = x[i].CompareTo(y[i]);
-            if (c != 0)
-                return c;
+            int low = 0, high = count;
+            while (low < high)
+            {
+                int middle = (low + high) / 2;
+                if (Compare(values, width, bFactors, aFactors, outFeatures, order[middle], count) <= 0)
+                    low = middle + 1;
+                else
+                    high = middle;
+            }
+            Array.Copy(order, low, order, low + 1, count - low);
+            order[low] = count;
+        }
+        return order;
+    }
+
+    private static int Compare(ReadOnlySpan<double> values, int width, double[] bFactors, double[] aFactors, int outFeatures, int x, int y)
+    {
+        for (int c = 0; c < width; c++)
+        {
+            double fx = c < outFeatures ? bFactors[x] : aFactors[x], fy = c < outFeatures ? bFactors[y] : aFactors[y];
+            int order = (values[x * width + c] * fx).CompareTo(values[y * width + c] * fy);
+            if (order != 0)
+                return order;
         }
         return 0;
     }
@@ -130,8 +153,8 @@ public static class RankClusterer
         if (space == ClusteringSpace.Raw)
             return KMeans.GramOf(members);
         int n = (int)members.shape[0];
-        var gram = Normalised(KMeans.GramOf(members.narrow(1, 0, outFeatures)), n);
-        var aGram = Normalised(KMeans.GramOf(members.narrow(1, outFeatures, members.shape[1] - outFeatures)), n);
+        var gram = Normalised(KMeans.GramOf(members, 0, outFeatures), n);
+        var aGram = Normalised(KMeans.GramOf(members, outFeatures), n);
         for (int i = 0; i < gram.Length; i++)
             gram[i] += aGram[i];
         return gram;
