@@ -203,13 +203,45 @@ public static class RankClusterer
         double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
-        using var centroids = tensor(KMeans.MeanWeights(assignments, k), [k, units.Count], device: members.device).matmul(members).to_type(ScalarType.Float32);
-        float[] flat = TensorBytes.ToArray<float>(centroids);
         int width = pool.OutFeatures + pool.InFeatures;
+        float[] flat = Centroids(members, assignments, k);
         float[][] Part(int offset, int length) =>
             Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
         return new RankCluster(pool.ModuleKey, requestedK, units, assignments,
             Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures), memberNorms,
             inertia, iterations, history, options, pool.MeanInputRank, message);
+    }
+
+    // The members' means, k x width, rounded to float32. On the CPU each mean is summed member by
+    // member in their order, one fused multiply-add by 1/m_j each, the additions the dense product
+    // (mean weights) x members makes where its weights are not zero, without its k x n zeros.
+    private static float[] Centroids(Tensor members, int[] assignments, int k)
+    {
+        if (members.device_type != DeviceType.CPU)
+        {
+            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, assignments.Length], device: members.device).matmul(members).to_type(ScalarType.Float32);
+            return TensorBytes.ToArray<float>(means);
+        }
+        int n = assignments.Length, width = (int)members.shape[1];
+        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
+        var sizes = new int[k];
+        foreach (int a in assignments)
+            sizes[a]++;
+        var sums = new double[k * width];
+        for (int i = 0; i < n; i++)
+        {
+            var sum = sums.AsSpan(assignments[i] * width, width);
+            var row = rows.Slice(i * width, width);
+            var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
+            int c = 0;
+            for (; c + 4 <= width; c += 4)
+                SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
+            for (; c < width; c++)
+                sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
+        }
+        var centroids = new float[sums.Length];
+        for (int i = 0; i < sums.Length; i++)
+            centroids[i] = (float)sums[i];
+        return centroids;
     }
 }

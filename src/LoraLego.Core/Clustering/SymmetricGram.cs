@@ -87,10 +87,10 @@ internal static unsafe class SymmetricGram
             var b1 = Vector256.Load(y1 + c);
             var b2 = Vector256.Load(y2 + c);
             var b3 = Vector256.Load(y3 + c);
-            s00 = Fma(a0, b0, s00); s01 = Fma(a0, b1, s01); s02 = Fma(a0, b2, s02); s03 = Fma(a0, b3, s03);
-            s10 = Fma(a1, b0, s10); s11 = Fma(a1, b1, s11); s12 = Fma(a1, b2, s12); s13 = Fma(a1, b3, s13);
-            s20 = Fma(a2, b0, s20); s21 = Fma(a2, b1, s21); s22 = Fma(a2, b2, s22); s23 = Fma(a2, b3, s23);
-            s30 = Fma(a3, b0, s30); s31 = Fma(a3, b1, s31); s32 = Fma(a3, b2, s32); s33 = Fma(a3, b3, s33);
+            s00 = SimdFma.MultiplyAdd(a0, b0, s00); s01 = SimdFma.MultiplyAdd(a0, b1, s01); s02 = SimdFma.MultiplyAdd(a0, b2, s02); s03 = SimdFma.MultiplyAdd(a0, b3, s03);
+            s10 = SimdFma.MultiplyAdd(a1, b0, s10); s11 = SimdFma.MultiplyAdd(a1, b1, s11); s12 = SimdFma.MultiplyAdd(a1, b2, s12); s13 = SimdFma.MultiplyAdd(a1, b3, s13);
+            s20 = SimdFma.MultiplyAdd(a2, b0, s20); s21 = SimdFma.MultiplyAdd(a2, b1, s21); s22 = SimdFma.MultiplyAdd(a2, b2, s22); s23 = SimdFma.MultiplyAdd(a2, b3, s23);
+            s30 = SimdFma.MultiplyAdd(a3, b0, s30); s31 = SimdFma.MultiplyAdd(a3, b1, s31); s32 = SimdFma.MultiplyAdd(a3, b2, s32); s33 = SimdFma.MultiplyAdd(a3, b3, s33);
         }
         sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
         sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13);
@@ -103,11 +103,6 @@ internal static unsafe class SymmetricGram
         for (; c < length; c++)
             for (int r = 0; r < Block; r++)
                 for (int k = 0; k < Block; k++)
-                    sums[r * Block + k] += xs[r][c] * ys[k][c];
+                    sums[r * Block + k] = Math.FusedMultiplyAdd(xs[r][c], ys[k][c], sums[r * Block + k]);
     }
-
-    // A fused multiply-add where the hardware has one (one rounding), else a multiply and an add;
-    // the choice is fixed per machine, so a machine's results do not depend on the thread count.
-    private static Vector256<double> Fma(Vector256<double> a, Vector256<double> b, Vector256<double> c) =>
-        System.Runtime.Intrinsics.X86.Fma.IsSupported ? System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c) : a * b + c;
 }
