@@ -63,13 +63,14 @@ public static class RankClusterer
     // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
     // indices, so the same points in another order would be seeded differently). The whole module
     // is converted to float64 once (exact for every stored dtype); the permutation and the folding
-    // (one exact multiplication by one factor per row and part) are one pass into the members.
+    // (one exact multiplication by one factor per row and part) are one pass in place.
     private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
     {
         int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
-        using var raw = pool.Rows();
-        using var values = raw.to_type(ScalarType.Float64).contiguous();
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(values, pool.Units, outFeatures);
+        Tensor members;
+        using (var raw = pool.Rows())
+            members = raw.to_type(ScalarType.Float64).contiguous();
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -78,16 +79,9 @@ public static class RankClusterer
             aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
             bFactors[i] = Math.Sign(scaling) * aFactors[i];
         }
-        var source = MemoryMarshal.Cast<byte, double>(values.bytes);
-        int[] order = ValueOrder(source, n, width, bFactors, aFactors, outFeatures);
-        var members = empty([n, width], ScalarType.Float64);
-        var folded = MemoryMarshal.Cast<byte, double>(members.bytes);
-        for (int r = 0; r < n; r++)
-        {
-            int i = order[r];
-            Scale(source.Slice(i * width, outFeatures), bFactors[i], folded.Slice(r * width, outFeatures));
-            Scale(source.Slice(i * width + outFeatures, width - outFeatures), aFactors[i], folded.Slice(r * width + outFeatures, width - outFeatures));
-        }
+        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
+        int[] order = ValueOrder(rows, n, width, bFactors, aFactors, outFeatures);
+        PermuteAndFold(rows, width, outFeatures, order, bFactors, aFactors);
         if (device.type != DeviceType.CPU)
             members = members.to(device);
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
@@ -97,6 +91,33 @@ public static class RankClusterer
             ? order.Select(i => Math.Abs((at[i] < outFeatures ? bFactors[i] : aFactors[i]) * entries[i])).ToArray()
             : TensorBytes.ToArray<double>(linalg.vector_norm(members, 2, dims: [1]));
         return (units, members, memberNorms);
+    }
+
+    // Row r becomes row order[r], folded (B part times its bFactor, A part times its aFactor), in
+    // place: each cycle of the permutation moves through one spare row.
+    private static void PermuteAndFold(Span<double> rows, int width, int outFeatures, int[] order, double[] bFactors, double[] aFactors)
+    {
+        var placed = new bool[order.Length];
+        var spare = new double[width];
+        void Fold(ReadOnlySpan<double> source, int i, Span<double> destination)
+        {
+            Scale(source[..outFeatures], bFactors[i], destination[..outFeatures]);
+            Scale(source[outFeatures..], aFactors[i], destination[outFeatures..]);
+        }
+        for (int start = 0; start < order.Length; start++)
+        {
+            if (placed[start])
+                continue;
+            rows.Slice(start * width, width).CopyTo(spare);
+            int r = start;
+            for (; order[r] != start; r = order[r])
+            {
+                Fold(rows.Slice(order[r] * width, width), order[r], rows.Slice(r * width, width));
+                placed[r] = true;
+            }
+            Fold(spare, start, rows.Slice(r * width, width));
+            placed[r] = true;
+        }
     }
 
     private static void Scale(ReadOnlySpan<double> source, double factor, Span<double> destination)
