@@ -23,17 +23,19 @@ public static class MergePhases
             times[phase] = times.GetValueOrDefault(phase) + sw.Elapsed.TotalSeconds;
         }
         var built = new List<LoraModule>();
-        // Split-Msu's pools, read at once (a merge reads its pools' modules inside the clustering).
-        var pools = MsuSplitter.Pools(inputs).Take(modules).GetEnumerator();
-        while (true)
+        // The merge's own pools (factors unread until clustered). The read phase is a pass of its
+        // own over every pool's factors, as the clustering reads them (Rows), so "cluster" below
+        // includes that read a second time, from the page cache as the merge finds it.
+        var pools = MsuSplitter.Pools(inputs, null, read: false).Take(modules).ToList();
+        Time("read (separate pass)", () =>
         {
-            bool more = false;
-            Time("read units", () => more = pools.MoveNext());
-            if (!more)
-                break;
-            var pool = pools.Current;
+            foreach (var pool in pools)
+                pool.Rows().Dispose();
+        });
+        foreach (var pool in pools)
+        {
             RankCluster cluster = null!;
-            Time("cluster", () => cluster = RankClusterer.Cluster(pool, options.Clustering, CPU));
+            Time("cluster (incl. read)", () => cluster = RankClusterer.Cluster(pool, options.Clustering, CPU));
             Time("build", () => built.Add(LegoMerge.BuildModule(cluster, options, adapterCount: inputs.Count)));
         }
         string output = Path.Combine(Path.GetTempPath(), "loralego-phases");

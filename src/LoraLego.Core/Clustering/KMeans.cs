@@ -29,11 +29,22 @@ public static class KMeans
         return new KMeansResult(fit.Assignments, ToRows(centroids), fit.Inertia, fit.Iterations, fit.InertiaHistory, fit.Restart);
     }
 
-    /// <summary>X X^T of an n x d float64 tensor, row-major on the CPU.</summary>
-    internal static double[] GramOf(Tensor x)
+    /// <summary>
+    /// X X^T of columns [<paramref name="first"/>, first + <paramref name="count"/>) of an n x d float64 tensor
+    /// (all of them when <paramref name="count"/> is null), row-major on the CPU. On the CPU each entry is computed
+    /// once (<see cref="SymmetricGram"/>, libtorch's threads); elsewhere by the device's matmul.
+    /// </summary>
+    internal static double[] GramOf(Tensor x, int first = 0, int? count = null)
     {
-        using var gram = x.matmul(x.t());
-        return TensorBytes.ToArray<double>(gram);
+        int n = (int)x.shape[0], width = (int)x.shape[1], columns = count ?? width - first;
+        if (x.device_type != TorchSharp.DeviceType.CPU)
+        {
+            using var part = x.narrow(1, first, columns);
+            using var gram = part.matmul(part.t());
+            return TensorBytes.ToArray<double>(gram);
+        }
+        using var contiguous = x.contiguous();
+        return SymmetricGram.Of(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(contiguous.bytes), n, width, first, columns, get_num_threads());
     }
 
     /// <summary>The best run, its centroids as k x n weights (row-major): centroid j is sum_i Weights[j, i] x_i.</summary>

@@ -1,6 +1,9 @@
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Clustering;
@@ -59,12 +62,15 @@ public static class RankClusterer
     // canonical sign (SignCanonicalizer) and sorted by value, as the rows of one float64 tensor:
     // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
     // indices, so the same points in another order would be seeded differently). The whole module
-    // is handled as one tensor; the folding is an exact multiplication by one factor per row and part.
+    // is converted to float64 once (exact for every stored dtype); the permutation and the folding
+    // (one exact multiplication by one factor per row and part) are one pass in place.
     private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
     {
-        int n = pool.Count, outFeatures = pool.OutFeatures;
-        var raw = pool.Rows();
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(raw, pool.Units, outFeatures);
+        int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
+        Tensor members;
+        using (var raw = pool.Rows())
+            members = raw.to_type(ScalarType.Float64).contiguous();
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -73,11 +79,11 @@ public static class RankClusterer
             aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
             bFactors[i] = Math.Sign(scaling) * aFactors[i];
         }
-        // The rows are put in order while still in their stored dtype, and converted once.
-        int[] order = ValueOrder(raw, bFactors, aFactors, outFeatures);
-        var members = raw.index_select(0, tensor(order.Select(i => (long)i).ToArray())).to(ScalarType.Float64, device);
-        members.narrow(1, 0, outFeatures).mul_(tensor(order.Select(i => bFactors[i]).ToArray(), [n, 1], device: device));
-        members.narrow(1, outFeatures, pool.InFeatures).mul_(tensor(order.Select(i => aFactors[i]).ToArray(), [n, 1], device: device));
+        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
+        int[] order = ValueOrder(rows, n, width, bFactors, aFactors, outFeatures);
+        PermuteAndFold(rows, width, outFeatures, order, bFactors, aFactors);
+        if (device.type != DeviceType.CPU)
+            members = members.to(device);
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
         // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
         // once, as the largest of the rounded products is.
@@ -87,37 +93,75 @@ public static class RankClusterer
         return (units, members, memberNorms);
     }
 
-    // The lexicographic order of the folded rows (stable: equal rows keep their order), folded
-    // here as the tensor would be (one double product per value). Rows nearly always differ
-    // within their first entries; only when two do not are all values fetched.
-    private static int[] ValueOrder(Tensor raw, double[] bFactors, double[] aFactors, int outFeatures)
+    // Row r becomes row order[r], folded (B part times its bFactor, A part times its aFactor), in
+    // place: each cycle of the permutation moves through one spare row.
+    private static void PermuteAndFold(Span<double> rows, int width, int outFeatures, int[] order, double[] bFactors, double[] aFactors)
     {
-        int n = (int)raw.shape[0], width = (int)raw.shape[1], leading = Math.Min(width, 32);
-        double[] Folded(Tensor columns)
+        var placed = new bool[order.Length];
+        var spare = new double[width];
+        void Fold(ReadOnlySpan<double> source, int i, Span<double> destination)
         {
-            int w = (int)columns.shape[1];
-            double[] values = TensorBytes.ToArray<double>(columns.to_type(ScalarType.Float64));
-            for (int i = 0; i < n; i++)
-                for (int c = 0; c < w; c++)
-                    values[i * w + c] *= c < outFeatures ? bFactors[i] : aFactors[i];
-            return values;
+            Scale(source[..outFeatures], bFactors[i], destination[..outFeatures]);
+            Scale(source[outFeatures..], aFactors[i], destination[outFeatures..]);
         }
-        double[] first = Folded(raw.narrow(1, 0, leading));
-        var all = new Lazy<double[]>(() => Folded(raw));
-        return Enumerable.Range(0, n).OrderBy(i => i, Comparer<int>.Create((x, y) =>
+        for (int start = 0; start < order.Length; start++)
         {
-            int c = Lexicographic(first.AsSpan(x * leading, leading), first.AsSpan(y * leading, leading));
-            return c != 0 || x == y || leading == width ? c : Lexicographic(all.Value.AsSpan(x * width, width), all.Value.AsSpan(y * width, width));
-        })).ToArray();
+            if (placed[start])
+                continue;
+            rows.Slice(start * width, width).CopyTo(spare);
+            int r = start;
+            for (; order[r] != start; r = order[r])
+            {
+                Fold(rows.Slice(order[r] * width, width), order[r], rows.Slice(r * width, width));
+                placed[r] = true;
+            }
+            Fold(spare, start, rows.Slice(r * width, width));
+            placed[r] = true;
+        }
     }
 
-    private static int Lexicographic(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    private static void Scale(ReadOnlySpan<double> source, double factor, Span<double> destination)
     {
-        for (int i = 0; i < x.Length; i++)
+        int c = 0;
+        var f = Vector256.Create(factor);
+        for (; c + 4 <= source.Length; c += 4)
+            (Vector256.Create(source.Slice(c, 4)) * f).CopyTo(destination.Slice(c, 4));
+        for (; c < source.Length; c++)
+            destination[c] = source[c] * factor;
+    }
+
+    // The lexicographic order of the folded rows (stable: equal rows keep their order), each value
+    // folded as the members are (one double product). Rows nearly always differ within their
+    // first entries, so the products are formed only as far as a comparison reads. A binary
+    // insertion sort, inserting after equal rows, keeps it stable.
+    private static int[] ValueOrder(ReadOnlySpan<double> values, int n, int width, double[] bFactors, double[] aFactors, int outFeatures)
+    {
+        var order = new int[n];
+        for (int count = 0; count < n; count++)
         {
-            int c = x[i].CompareTo(y[i]);
-            if (c != 0)
-                return c;
+            int low = 0, high = count;
+            while (low < high)
+            {
+                int middle = (low + high) / 2;
+                if (Compare(values, width, bFactors, aFactors, outFeatures, order[middle], count) <= 0)
+                    low = middle + 1;
+                else
+                    high = middle;
+            }
+            Array.Copy(order, low, order, low + 1, count - low);
+            order[low] = count;
+        }
+        return order;
+    }
+
+    private static int Compare(ReadOnlySpan<double> values, int width, double[] bFactors, double[] aFactors, int outFeatures, int x, int y)
+    {
+        for (int c = 0; c < width; c++)
+        {
+            double fx = c < outFeatures ? bFactors[x] : aFactors[x], fy = c < outFeatures ? bFactors[y] : aFactors[y];
+            int order = (values[x * width + c] * fx).CompareTo(values[y * width + c] * fy);
+            if (order != 0)
+                return order;
         }
         return 0;
     }
@@ -130,8 +174,8 @@ public static class RankClusterer
         if (space == ClusteringSpace.Raw)
             return KMeans.GramOf(members);
         int n = (int)members.shape[0];
-        var gram = Normalised(KMeans.GramOf(members.narrow(1, 0, outFeatures)), n);
-        var aGram = Normalised(KMeans.GramOf(members.narrow(1, outFeatures, members.shape[1] - outFeatures)), n);
+        var gram = Normalised(KMeans.GramOf(members, 0, outFeatures), n);
+        var aGram = Normalised(KMeans.GramOf(members, outFeatures), n);
         for (int i = 0; i < gram.Length; i++)
             gram[i] += aGram[i];
         return gram;
@@ -180,13 +224,45 @@ public static class RankClusterer
         double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
-        using var centroids = tensor(KMeans.MeanWeights(assignments, k), [k, units.Count], device: members.device).matmul(members).to_type(ScalarType.Float32);
-        float[] flat = TensorBytes.ToArray<float>(centroids);
         int width = pool.OutFeatures + pool.InFeatures;
+        float[] flat = Centroids(members, assignments, k);
         float[][] Part(int offset, int length) =>
             Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
         return new RankCluster(pool.ModuleKey, requestedK, units, assignments,
             Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures), memberNorms,
             inertia, iterations, history, options, pool.MeanInputRank, message);
+    }
+
+    // The members' means, k x width, rounded to float32. On the CPU each mean is summed member by
+    // member in their order, one fused multiply-add by 1/m_j each, the additions the dense product
+    // (mean weights) x members makes where its weights are not zero, without its k x n zeros.
+    private static float[] Centroids(Tensor members, int[] assignments, int k)
+    {
+        if (members.device_type != DeviceType.CPU)
+        {
+            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, assignments.Length], device: members.device).matmul(members).to_type(ScalarType.Float32);
+            return TensorBytes.ToArray<float>(means);
+        }
+        int n = assignments.Length, width = (int)members.shape[1];
+        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
+        var sizes = new int[k];
+        foreach (int a in assignments)
+            sizes[a]++;
+        var sums = new double[k * width];
+        for (int i = 0; i < n; i++)
+        {
+            var sum = sums.AsSpan(assignments[i] * width, width);
+            var row = rows.Slice(i * width, width);
+            var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
+            int c = 0;
+            for (; c + 4 <= width; c += 4)
+                SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
+            for (; c < width; c++)
+                sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
+        }
+        var centroids = new float[sums.Length];
+        for (int i = 0; i < sums.Length; i++)
+            centroids[i] = (float)sums[i];
+        return centroids;
     }
 }

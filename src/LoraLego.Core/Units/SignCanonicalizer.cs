@@ -1,4 +1,5 @@
-using LoraLego.Core.Formats;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Units;
@@ -24,26 +25,48 @@ public static class SignCanonicalizer
     /// For each row [b; a] of <paramref name="rows"/> (unscaled, in the order of <paramref name="units"/>):
     /// where its largest-magnitude entry is (the first on ties), that entry, and whether the rule negates the unit.
     /// A and B share the positive factor sqrt(|scaling|), so the unscaled values decide; only B also
-    /// carries sign(scaling). One max and one min per row of the whole tensor (each the first on
-    /// ties), not a loop per unit: the largest magnitude is the larger of max and -min, the earlier
-    /// of the two where they are equal.
+    /// carries sign(scaling). One scan per row for its maximum and minimum (each the first on ties):
+    /// the largest magnitude is the larger of max and -min, the earlier of the two where they are equal.
     /// </summary>
+    /// <param name="rows">n x width, any floating dtype; read as float64 (exact for every stored dtype).</param>
     internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(Tensor rows, IReadOnlyList<Msu> units, int outFeatures)
     {
-        using var scope = NewDisposeScope();
-        var (maxima, maxAt) = rows.max(1);
-        var (minima, minAt) = rows.min(1);
-        double[] highs = TensorBytes.ToArray<double>(maxima.to_type(ScalarType.Float64)), lows = TensorBytes.ToArray<double>(minima.to_type(ScalarType.Float64));
-        long[] highAt = TensorBytes.ToArray<long>(maxAt), lowAt = TensorBytes.ToArray<long>(minAt);
+        using var values = rows.to_type(ScalarType.Float64).cpu().contiguous();
+        int width = (int)rows.shape[1];
+        var all = MemoryMarshal.Cast<byte, double>(values.bytes);
         var negative = new bool[units.Count];
         var at = new long[units.Count];
         var entries = new double[units.Count];
         for (int i = 0; i < negative.Length; i++)
         {
-            bool low = -lows[i] > highs[i] || (-lows[i] == highs[i] && lowAt[i] < highAt[i]);
-            (at[i], entries[i]) = low ? (lowAt[i], lows[i]) : (highAt[i], highs[i]);
+            var row = all.Slice(i * width, width);
+            var (high, low) = Extremes(row);
+            int highAt = row.IndexOf(high), lowAt = row.IndexOf(low);
+            bool isLow = -low > high || (-low == high && lowAt < highAt);
+            (at[i], entries[i]) = isLow ? (lowAt, low) : (highAt, high);
             negative[i] = (at[i] < outFeatures && units[i].Scaling < 0 ? -entries[i] : entries[i]) < 0;
         }
         return (negative, at, entries);
+    }
+
+    // The row's largest and smallest values, four lanes at a time.
+    private static (double Max, double Min) Extremes(ReadOnlySpan<double> row)
+    {
+        int c = 0;
+        Vector256<double> highs = Vector256.Create(double.NegativeInfinity), lows = Vector256.Create(double.PositiveInfinity);
+        for (; c + 4 <= row.Length; c += 4)
+        {
+            var v = Vector256.Create(row.Slice(c, 4));
+            highs = Vector256.Max(highs, v);
+            lows = Vector256.Min(lows, v);
+        }
+        double max = Math.Max(Math.Max(highs[0], highs[1]), Math.Max(highs[2], highs[3]));
+        double min = Math.Min(Math.Min(lows[0], lows[1]), Math.Min(lows[2], lows[3]));
+        for (; c < row.Length; c++)
+        {
+            max = Math.Max(max, row[c]);
+            min = Math.Min(min, row[c]);
+        }
+        return (max, min);
     }
 }

@@ -1,0 +1,18 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace LoraLego.Core.Clustering;
+
+/// <summary>
+/// a * b + c per lane with one rounding on every machine: the FMA instruction where there is one,
+/// else Math.FusedMultiplyAdd lane by lane, so sums built from it have the same bits everywhere.
+/// </summary>
+internal static class SimdFma
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<double> MultiplyAdd(Vector256<double> a, Vector256<double> b, Vector256<double> c) =>
+        System.Runtime.Intrinsics.X86.Fma.IsSupported
+            ? System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c)
+            : Vector256.Create(Math.FusedMultiplyAdd(a[0], b[0], c[0]), Math.FusedMultiplyAdd(a[1], b[1], c[1]),
+                Math.FusedMultiplyAdd(a[2], b[2], c[2]), Math.FusedMultiplyAdd(a[3], b[3], c[3]));
+}

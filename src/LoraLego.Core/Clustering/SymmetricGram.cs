@@ -1,0 +1,108 @@
+using System.Runtime.Intrinsics;
+
+namespace LoraLego.Core.Clustering;
+
+/// <summary>
+/// X X^T of float64 rows on the CPU, computing each entry once (the matrix is symmetric, so half
+/// of a general matmul's work) in a fixed order of additions, so the result is the same whatever
+/// the thread count.
+/// </summary>
+/// <remarks>
+/// Rows go in blocks of four: a block pair accumulates its 16 dot products in SIMD registers over
+/// a slice of columns small enough to stay in the core's cache, then adds them to the result; the
+/// pairs are shared among the threads, each pair done whole by one thread. The sums are float64
+/// throughout, as the general matmul's were: only the order of additions differs from it.
+/// </remarks>
+internal static unsafe class SymmetricGram
+{
+    private const int Block = 4;
+
+    // Columns per slice: 128 rows of 256 doubles are 256 KiB, which stays in a core's L2 cache.
+    private const int SliceColumns = 256;
+
+    /// <summary>The Gram matrix of columns [<paramref name="first"/>, first + <paramref name="count"/>) of the n rows (row stride <paramref name="stride"/>), n x n row-major.</summary>
+    public static double[] Of(ReadOnlySpan<double> rows, int n, int stride, int first, int count, int threads)
+    {
+        var gram = new double[n * n];
+        int blocks = (n + Block - 1) / Block;
+        var pairs = new List<(int, int)>(blocks * (blocks + 1) / 2);
+        for (int bi = 0; bi < blocks; bi++)
+            for (int bj = bi; bj < blocks; bj++)
+                pairs.Add((bi, bj));
+        int workers = Math.Clamp(threads, 1, pairs.Count);
+        fixed (double* data = rows)
+        {
+            double* origin = data + first;
+            if (workers == 1)
+                Accumulate(origin, n, stride, count, pairs, 0, 1, gram);
+            else
+                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
+                    w => Accumulate(origin, n, stride, count, pairs, w, workers, gram));
+        }
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < i; j++)
+                gram[i * n + j] = gram[j * n + i];
+        return gram;
+    }
+
+    // The pairs worker, worker + workers, ... of the list, slice by slice.
+    private static void Accumulate(double* origin, int n, int stride, int count, List<(int, int)> pairs, int worker, int workers, double[] gram)
+    {
+        Span<double> sums = stackalloc double[Block * Block];
+        for (int start = 0; start < count; start += SliceColumns)
+        {
+            int length = Math.Min(SliceColumns, count - start);
+            for (int p = worker; p < pairs.Count; p += workers)
+            {
+                var (bi, bj) = pairs[p];
+                Dots(origin + start, n, stride, length, bi * Block, bj * Block, sums);
+                for (int r = 0; r < Block && bi * Block + r < n; r++)
+                    for (int c = 0; c < Block && bj * Block + c < n; c++)
+                        if (bj * Block + c >= bi * Block + r)
+                            gram[(bi * Block + r) * n + bj * Block + c] += sums[r * Block + c];
+            }
+        }
+    }
+
+    // The 16 dot products of rows i0..i0+3 with rows j0..j0+3 over `length` columns; rows past the
+    // last are read as the last row (their products are not kept).
+    private static void Dots(double* slice, int n, int stride, int length, int i0, int j0, Span<double> sums)
+    {
+        double* x0 = slice + (long)Math.Min(i0, n - 1) * stride, x1 = slice + (long)Math.Min(i0 + 1, n - 1) * stride;
+        double* x2 = slice + (long)Math.Min(i0 + 2, n - 1) * stride, x3 = slice + (long)Math.Min(i0 + 3, n - 1) * stride;
+        double* y0 = slice + (long)Math.Min(j0, n - 1) * stride, y1 = slice + (long)Math.Min(j0 + 1, n - 1) * stride;
+        double* y2 = slice + (long)Math.Min(j0 + 2, n - 1) * stride, y3 = slice + (long)Math.Min(j0 + 3, n - 1) * stride;
+        Vector256<double> s00 = default, s01 = default, s02 = default, s03 = default;
+        Vector256<double> s10 = default, s11 = default, s12 = default, s13 = default;
+        Vector256<double> s20 = default, s21 = default, s22 = default, s23 = default;
+        Vector256<double> s30 = default, s31 = default, s32 = default, s33 = default;
+        int c = 0;
+        for (; c + 4 <= length; c += 4)
+        {
+            var a0 = Vector256.Load(x0 + c);
+            var a1 = Vector256.Load(x1 + c);
+            var a2 = Vector256.Load(x2 + c);
+            var a3 = Vector256.Load(x3 + c);
+            var b0 = Vector256.Load(y0 + c);
+            var b1 = Vector256.Load(y1 + c);
+            var b2 = Vector256.Load(y2 + c);
+            var b3 = Vector256.Load(y3 + c);
+            s00 = SimdFma.MultiplyAdd(a0, b0, s00); s01 = SimdFma.MultiplyAdd(a0, b1, s01); s02 = SimdFma.MultiplyAdd(a0, b2, s02); s03 = SimdFma.MultiplyAdd(a0, b3, s03);
+            s10 = SimdFma.MultiplyAdd(a1, b0, s10); s11 = SimdFma.MultiplyAdd(a1, b1, s11); s12 = SimdFma.MultiplyAdd(a1, b2, s12); s13 = SimdFma.MultiplyAdd(a1, b3, s13);
+            s20 = SimdFma.MultiplyAdd(a2, b0, s20); s21 = SimdFma.MultiplyAdd(a2, b1, s21); s22 = SimdFma.MultiplyAdd(a2, b2, s22); s23 = SimdFma.MultiplyAdd(a2, b3, s23);
+            s30 = SimdFma.MultiplyAdd(a3, b0, s30); s31 = SimdFma.MultiplyAdd(a3, b1, s31); s32 = SimdFma.MultiplyAdd(a3, b2, s32); s33 = SimdFma.MultiplyAdd(a3, b3, s33);
+        }
+        sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
+        sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13);
+        sums[8] = Vector256.Sum(s20); sums[9] = Vector256.Sum(s21); sums[10] = Vector256.Sum(s22); sums[11] = Vector256.Sum(s23);
+        sums[12] = Vector256.Sum(s30); sums[13] = Vector256.Sum(s31); sums[14] = Vector256.Sum(s32); sums[15] = Vector256.Sum(s33);
+        if (c == length)
+            return;
+        double** xs = stackalloc double*[] { x0, x1, x2, x3 };
+        double** ys = stackalloc double*[] { y0, y1, y2, y3 };
+        for (; c < length; c++)
+            for (int r = 0; r < Block; r++)
+                for (int k = 0; k < Block; k++)
+                    sums[r * Block + k] = Math.FusedMultiplyAdd(xs[r][c], ys[k][c], sums[r * Block + k]);
+    }
+}
