@@ -10,6 +10,8 @@ using TorchSharp;
 // each merge end to end in its own process, measures the I/O floor in the same run and prints a
 // markdown table for docs/benchmarks.md.
 var options = Options.Parse(args.Skip(1).ToArray());
+// Loaded as the module loads it (with its OpenMP wait policy), before the first torch call would load it otherwise.
+TorchRuntime.Load();
 torch.set_num_threads(options.Threads);
 switch (args.FirstOrDefault())
 {
@@ -99,7 +101,7 @@ static void RunAll(Options o, string[] args)
 {
     var shape = ModelShape.Parse(o.Shape);
     string data = Path.GetFullPath(o.Data);
-    Console.WriteLine($"# {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd}, shape {shape.Name}, {o.Adapters} adapters r{o.Rank} {o.DType}, device {o.Device}");
+    Console.WriteLine($"# {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd}, shape {shape.Name}, {o.Adapters} adapters r{o.Rank} {o.DType}, device {o.Device}, OpenMP wait policy {TorchRuntime.OpenMpWaitPolicy ?? "default"}");
     var dirs = SyntheticAdapters.Generate(data, shape, o.Adapters, o.Rank, o.DType, seed: 1);
     var files = dirs.Select(d => Path.Combine(d, PeftAdapterReader.ModelFileName)).ToList();
     Console.WriteLine("| method | device | seconds | I/O floor (s) | ratio | peak RSS (MiB) | input MiB | output MiB |");

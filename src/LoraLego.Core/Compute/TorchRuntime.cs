@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace LoraLego.Core.Compute;
@@ -11,9 +12,31 @@ public static class TorchRuntime
 {
     private static readonly Lazy<bool> Loaded = new(() =>
     {
+        PreferSleepingThreads();
         torch.InitializeDeviceType(DeviceType.CPU);
         return true;
     }, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>The OpenMP wait policy the process runs with once libtorch is loaded by <see cref="Load"/> (null: the runtime's default).</summary>
+    public static string? OpenMpWaitPolicy { get; private set; }
+
+    // libtorch's OpenMP threads spin between parallel regions by default. A merge makes many short libtorch calls
+    // between stretches of C# work, so spinning threads take cores from that work and, on a machine whose cores are
+    // busy with anything else, from each other: a 7B Lego merge took 27 s with two spinning threads on a loaded
+    // 2-core machine and 5.4 s with sleeping ones (docs/benchmarks.md). The policy must be in the native
+    // environment before the OpenMP runtime loads, which reads it once; a policy the user set is kept.
+    private static void PreferSleepingThreads()
+    {
+        if (OperatingSystem.IsWindows())
+            return;
+        string? policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
+        if (policy is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null && SetNativeVariable("OMP_WAIT_POLICY", "PASSIVE", overwrite: 0) == 0)
+            policy = "PASSIVE";
+        OpenMpWaitPolicy = policy;
+    }
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetNativeVariable(string name, string value, int overwrite);
 
     private static readonly Lazy<int> CudaDevices = new(CountCudaDevices, LazyThreadSafetyMode.ExecutionAndPublication);
 

@@ -70,13 +70,15 @@ public static class LegoMerge
             throw new LoraException(LoraErrorKind.InvalidArgument, null, "a LoRA-LEGO merge needs at least one adapter");
         foreach (var input in inputs.Where(i => !double.IsFinite(i.Weight)))
             throw new LoraException(LoraErrorKind.InvalidArgument, input.Adapter.Name, $"weight {input.Weight} is not a finite number");
+        Provenance.BeginHashing(inputs.Select(i => i.Adapter));
         var device = DeviceSelector.Resolve(options.Clustering.Device, verbose);
         var filter = new ModuleFilter(options.ModuleFilter);
         int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
         var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter, read: false)
             .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
-        var record = Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
-        return Assemble(clusters, inputs[0].Adapter.Config, options, record, name, count, inputs.Count, verbose, progress, cancellationToken);
+        // The record names the inputs' digests, which are hashed while the modules are clustered.
+        JsonObject Recorded() => Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
+        return Assemble(clusters, inputs[0].Adapter.Config, options, Recorded, name, count, inputs.Count, verbose, progress, cancellationToken);
     }
 
     /// <summary>
@@ -101,7 +103,7 @@ public static class LegoMerge
         var used = options with { Clustering = list[0].Options };
         var adapters = list.SelectMany(c => c.Adapters).Distinct().ToList();
         var inputs = new JsonArray(adapters.Select(a => (JsonNode)new JsonObject { ["adapter"] = a }).ToArray());
-        return Assemble(list, template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)), used, Record(used, inputs), name, list.Count, adapters.Count,
+        return Assemble(list, template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)), used, () => Record(used, inputs), name, list.Count, adapters.Count,
             verbose, progress, cancellationToken);
     }
 
@@ -156,7 +158,7 @@ public static class LegoMerge
         return norm > 0 ? cluster.MeanMemberNorms[j] / norm : 1.0;
     }
 
-    private static LoraAdapter Assemble(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions options, JsonObject record,
+    private static LoraAdapter Assemble(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions options, Func<JsonObject> record,
         string name, int count, int adapterCount, Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
     {
         var modules = new List<LoraModule>();
@@ -168,7 +170,7 @@ public static class LegoMerge
             modules.Add(BuildModule(cluster, options, verbose, adapterCount));
             cancellationToken.ThrowIfCancellationRequested();
         }
-        return LoraAdapter.Create(name, template, modules, record);
+        return LoraAdapter.Create(name, template, modules, record());
     }
 
     // The merged adapter's provenance (Provenance.MetadataKey in the export's header).
