@@ -51,17 +51,54 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     internal static MagnitudeCut Find(long count, double density, Func<long[], float[]> sample, Func<float, float, BracketCount> countInside)
     {
         long keep = (long)(density * count);
-        if (keep == 0)
-            return KeepNone;
-        if (keep == count)
-            return KeepAll;
-        if (count >> SampleLog2 > 1)
+        if (Settled(keep, count) is { } settled)
+            return settled;
+        if (SampledCut.Draw(count, keep, sample) is { } sampled && sampled.Settle(countInside(sampled.Lo, sampled.Hi)) is { } cut)
+            return cut;
+        return SelectAll(keep, countInside);
+    }
+
+    /// <summary>The cut where no selection is needed: none of the entries kept, or all.</summary>
+    internal static MagnitudeCut? Settled(long keep, long count) => keep == 0 ? KeepNone : keep == count ? KeepAll : null;
+
+    /// <summary>The cut selected from every entry (<paramref name="countInside"/> over the widest bracket): where no bracket was drawn, or it missed.</summary>
+    internal static MagnitudeCut SelectAll(long keep, Func<float, float, BracketCount> countInside) =>
+        Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
+
+    /// <summary>
+    /// A bracket [<see cref="Lo"/>, <see cref="Hi"/>] around the k-th largest magnitude, drawn from a sample, and
+    /// <see cref="Estimate"/> inside it, the sample's own k-th largest. Entries outside the bracket are decided by it
+    /// (kept above, trimmed below) if it holds the k-th largest; those inside wait for <see cref="Settle"/>.
+    /// </summary>
+    internal sealed record SampledCut(long Keep, float Lo, float Hi, float Estimate)
+    {
+        /// <summary>
+        /// The sample's bracket for keeping <paramref name="keep"/> of <paramref name="count"/> entries (0 &lt; keep &lt; count);
+        /// null where the tensor is too small to sample (every entry is selected from then).
+        /// </summary>
+        public static SampledCut? Draw(long count, long keep, Func<long[], float[]> sample)
         {
-            var (lo, hi) = Bracket(sample(SampleIndices(count)), keep, count);
-            if (Select(countInside(lo, hi), keep) is { } cut)
-                return cut;
+            if (count >> SampleLog2 <= 1)
+                return null;
+            var magnitudes = sample(SampleIndices(count));
+            int m = magnitudes.Length;
+            double fraction = 1 - (double)keep / count;
+            // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
+            double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
+            int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
+            int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
+            int middle = (int)Math.Clamp((long)(fraction * m) + 1, low, high);
+            // Each selection leaves the smaller entries before its place, so the next, smaller one looks only there.
+            float hi = KthSmallest(magnitudes, high);
+            float estimate = KthSmallest(magnitudes.AsSpan(0, high), middle);
+            return new SampledCut(keep, KthSmallest(magnitudes.AsSpan(0, middle), low), hi, estimate);
         }
-        return Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
+
+        /// <summary>Keeps the entries above <see cref="Estimate"/>: the exact cut's decision for every entry outside the bracket.</summary>
+        public MagnitudeCut Provisional => new(Estimate, -1);
+
+        /// <summary>The exact cut, from the entries at or inside the bracket and the count above it; null where the bracket missed the k-th largest.</summary>
+        public MagnitudeCut? Settle(BracketCount bracketed) => Select(bracketed, Keep);
     }
 
     // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
@@ -73,20 +110,9 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
         while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
             g++;
         var indices = new long[1 << SampleLog2];
-        for (int s = 0; s < indices.Length; s++)
-            indices[s] = (long)((UInt128)(ulong)s * (ulong)g % (ulong)count);
+        for (int s = 1; s < indices.Length; s++)
+            indices[s] = indices[s - 1] + g - (indices[s - 1] >= count - g ? count : 0);
         return indices;
-    }
-
-    // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
-    private static (float Lo, float Hi) Bracket(float[] sample, long keep, long count)
-    {
-        int m = sample.Length;
-        double fraction = 1 - (double)keep / count;
-        double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
-        int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
-        int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
-        return (KthSmallest(sample, low), KthSmallest(sample, high));
     }
 
     // The k-th largest is the (m - rank + 1)-th smallest of the m inside. Null where the bracket misses it.
@@ -115,7 +141,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     }
 
     // The k-th smallest (1-based) of values, which it reorders: Hoare's selection, linear on average.
-    private static float KthSmallest(float[] values, int k)
+    private static float KthSmallest(Span<float> values, int k)
     {
         int lo = 0, hi = values.Length - 1, target = k - 1;
         while (lo < hi)
