@@ -8,11 +8,12 @@ namespace LoraLego.Core.Merging;
 
 /// <summary>
 /// <see cref="TiledCombination"/> for magnitude trimming (or none) on the CPU, fused into SIMD passes that compute every
-/// update entry in registers (<see cref="UpdateTiles"/>) and never store one: per adapter, a counting pass finds its
-/// exact magnitude cut (entries above a sampled bracket counted, the few inside it collected and selected from); then
-/// one pass trims the adapters' entries, elects signs, and writes the weighted sum or disjoint mean. Row blocks run in
-/// parallel; each result entry is computed by one thread in a fixed order, so the result's bytes do not depend on the
-/// thread count.
+/// update entry in registers (<see cref="UpdateTiles"/>) and never store one. One pass trims the adapters' entries,
+/// elects signs, and writes the weighted sum or disjoint mean, each adapter trimmed provisionally at its sample's
+/// estimate of its magnitude cut while the pass counts its entries above the sampled bracket and collects the few inside;
+/// the exact cut is selected from those, and only result entries whose in-bracket values it decides otherwise are
+/// combined again (a bracket that misses: the cut from all entries, and a second pass). Row blocks run in parallel;
+/// each result entry is computed by one thread in a fixed order, so the result's bytes do not depend on the thread count.
 /// </summary>
 internal static unsafe class FusedCombination
 {
