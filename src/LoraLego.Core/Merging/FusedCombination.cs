@@ -8,11 +8,12 @@ namespace LoraLego.Core.Merging;
 
 /// <summary>
 /// <see cref="TiledCombination"/> for magnitude trimming (or none) on the CPU, fused into SIMD passes that compute every
-/// update entry in registers (<see cref="UpdateTiles"/>) and never store one: per adapter, a counting pass finds its
-/// exact magnitude cut (entries above a sampled bracket counted, the few inside it collected and selected from); then
-/// one pass trims the adapters' entries, elects signs, and writes the weighted sum or disjoint mean. Row blocks run in
-/// parallel; each result entry is computed by one thread in a fixed order, so the result's bytes do not depend on the
-/// thread count.
+/// update entry in registers (<see cref="UpdateTiles"/>) and never store one. One pass trims the adapters' entries,
+/// elects signs, and writes the weighted sum or disjoint mean, each adapter trimmed provisionally at its sample's
+/// estimate of its magnitude cut while the pass counts its entries above the sampled bracket and collects the few inside;
+/// the exact cut is selected from those, and only result entries whose in-bracket values it decides otherwise are
+/// combined again (a bracket that misses: the cut from all entries, and a second pass). Row blocks run in parallel;
+/// each result entry is computed by one thread in a fixed order, so the result's bytes do not depend on the thread count.
 /// </summary>
 internal static unsafe class FusedCombination
 {
@@ -29,33 +30,84 @@ internal static unsafe class FusedCombination
         && inputs.Members[0].OutFeatures * inputs.Members[0].InFeatures <= int.MaxValue / sizeof(float);
 
     /// <summary>The combined out x in update (float32, CPU), equal to <see cref="TaskCombiner.Combine"/> on the dense updates.</summary>
-    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads)
+    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads) => Combine(inputs, combiner, threads, sampled => sampled);
+
+    /// <summary><paramref name="drawn"/> sees each sampled bracket before it is used (tests narrow it to force a miss).</summary>
+    internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn)
     {
         var tiles = UpdateTiles.Of(inputs.Members);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
+        var sampled = new MagnitudeCut.SampledCut?[tiles.Count];
         if (combiner.Trimming == Trimming.Magnitude)
         {
-            // Adapters side by side, so their serial steps (sample, selection) overlap; each count pass takes the threads left over.
-            var within = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads / tiles.Count) };
-            Parallel.For(0, tiles.Count, parallel, i => cuts[i] = Cut(tiles, i, inputs.Members[i].Density, within));
+            long count = (long)tiles.Rows * tiles.Columns;
+            Parallel.For(0, tiles.Count, parallel, i =>
+            {
+                long keep = (long)(inputs.Members[i].Density * count);
+                if (MagnitudeCut.Settled(keep, count) is { } settled)
+                    cuts[i] = settled;
+                else if (MagnitudeCut.SampledCut.Draw(count, keep, indices => Array.ConvertAll(indices, index => tiles.Magnitude(i, index))) is { } drawnCut)
+                    sampled[i] = drawn(drawnCut);
+                else
+                    cuts[i] = MagnitudeCut.SelectAll(keep, (lo, hi) => Count(tiles, i, lo, hi, new ParallelOptions { MaxDegreeOfParallelism = 1 }));
+            });
         }
         // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
         var weights = inputs.Members.Select(m => (float)m.Weight).ToArray();
         var combined = empty(tiles.Rows, tiles.Columns, ScalarType.Float32);
-        int blocks = (tiles.PaddedRows + BlockRows - 1) / BlockRows;
         fixed (byte* bytes = combined.bytes)
         {
-            nint output = (nint)bytes;
-            Parallel.For(0, blocks, parallel, block => CombineRows(tiles, cuts, weights, combiner.Election, block * BlockRows, (float*)output));
+            var output = (float*)bytes;
+            if (sampled.All(s => s is null))
+            {
+                CombineAll(tiles, cuts, weights, combiner.Election, output, parallel);
+                return combined;
+            }
+            // One pass with each sampled adapter trimmed at its estimate, counting its entries against its bracket.
+            var provisional = cuts.Select((cut, i) => sampled[i]?.Provisional ?? cut).ToArray();
+            var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, sampled);
+            var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
+            if (exact.Any(cut => cut is null))
+            {
+                // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.
+                for (int i = 0; i < exact.Length; i++)
+                    exact[i] ??= MagnitudeCut.SelectAll(sampled[i]!.Keep, (lo, hi) => Count(tiles, i, lo, hi, parallel));
+                CombineAll(tiles, exact!, weights, combiner.Election, output, parallel);
+                return combined;
+            }
+            // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
+            var changed = new List<long>();
+            for (int i = 0; i < exact.Length; i++)
+                if (bracketed[i] is { } inside)
+                    for (int j = 0; j < inside.Indices.Length; j++)
+                        if (provisional[i].Keeps(inside.Magnitudes[j], inside.Indices[j]) != exact[i]!.Keeps(inside.Magnitudes[j], inside.Indices[j]))
+                            changed.Add(inside.Indices[j]);
+            RecombineEntries(tiles, exact!, weights, combiner.Election, changed.Distinct().ToArray(), output);
         }
         return combined;
     }
 
-    private static MagnitudeCut Cut(UpdateTiles tiles, int adapter, double density, ParallelOptions parallel) =>
-        MagnitudeCut.Find((long)tiles.Rows * tiles.Columns, density,
-            indices => Array.ConvertAll(indices, index => tiles.Magnitude(adapter, index)),
-            (lo, hi) => Count(tiles, adapter, lo, hi, parallel));
+    // Every row block, in parallel; where brackets are given, each sampled adapter's entries counted against its own.
+    private static MagnitudeCut.BracketCount?[] CombineAll(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, float* output,
+        ParallelOptions parallel, MagnitudeCut.SampledCut?[]? brackets = null)
+    {
+        int blocks = (tiles.PaddedRows + BlockRows - 1) / BlockRows;
+        var found = new List<Inside?[]>();
+        nint target = (nint)output;
+        Parallel.For(0, blocks, parallel, () => brackets?.Select(b => b is null ? null : new Inside()).ToArray() ?? [], (block, _, inside) =>
+        {
+            CombineRows(tiles, cuts, weights, election, block * BlockRows, (float*)target, brackets, inside);
+            return inside;
+        }, inside =>
+        {
+            lock (found)
+                found.Add(inside);
+        });
+        return Enumerable.Range(0, tiles.Count)
+            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList()))
+            .ToArray();
+    }
 
     private sealed class Inside
     {
@@ -78,6 +130,11 @@ internal static unsafe class FusedCombination
             lock (found)
                 found.Add(inside);
         });
+        return Gather(found);
+    }
+
+    private static MagnitudeCut.BracketCount Gather(List<Inside> found)
+    {
         var magnitudes = new float[found.Sum(f => f.Magnitudes.Count)];
         var indices = new long[magnitudes.Length];
         int at = 0;
@@ -94,26 +151,13 @@ internal static unsafe class FusedCombination
     private static void CountRows(UpdateTiles tiles, int adapter, float lo, float hi, int firstRow, Inside inside)
     {
         var tile = stackalloc Vector256<float>[UpdateTiles.TileVectors];
-        var low = Vector256.Create(lo);
-        var high = Vector256.Create(hi);
         int endRow = Math.Min(firstRow + BlockRows, tiles.PaddedRows);
-        long above = 0;
         for (int row = firstRow; row < endRow; row += UpdateTiles.TileRows)
             for (int column = 0; column < tiles.PaddedColumns; column += UpdateTiles.TileColumns)
             {
                 tiles.Tile(adapter, row, column, tile);
-                bool whole = IsWhole(tiles, row, column);
-                for (int v = 0; v < UpdateTiles.TileVectors; v++)
-                {
-                    uint valid = whole ? 0xFFu : ValidLanes(tiles, row + v / UpdateTiles.RowVectors, column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
-                    var magnitude = Vector256.Abs(tile[v]);
-                    above += BitOperations.PopCount(Vector256.ExtractMostSignificantBits(Vector256.GreaterThan(magnitude, high)) & valid);
-                    uint between = Vector256.ExtractMostSignificantBits(Vector256.GreaterThanOrEqual(magnitude, low) & Vector256.LessThanOrEqual(magnitude, high)) & valid;
-                    if (between != 0)
-                        Collect(magnitude, between, (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors), inside);
-                }
+                CountTile(tiles, tile, lo, hi, IsWhole(tiles, row, column), row, column, inside);
             }
-        inside.Above += above;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -128,7 +172,8 @@ internal static unsafe class FusedCombination
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void CombineRows(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, int firstRow, float* output)
+    private static void CombineRows(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, int firstRow, float* output,
+        MagnitudeCut.SampledCut?[]? brackets, Inside?[] inside)
     {
         int n = tiles.Count;
         var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
@@ -139,25 +184,27 @@ internal static unsafe class FusedCombination
             for (int row = firstRow; row < endRow; row += UpdateTiles.TileRows)
                 for (int column = firstColumn; column < endColumn; column += UpdateTiles.TileColumns)
                 {
+                    bool whole = IsWhole(tiles, row, column);
                     for (int i = 0; i < n; i++)
                     {
                         var tile = trimmed + i * UpdateTiles.TileVectors;
                         tiles.Tile(i, row, column, tile);
+                        if (brackets?[i] is { } bracket)
+                            CountTile(tiles, tile, bracket.Lo, bracket.Hi, whole, row, column, inside[i]!);
                         var threshold = Vector256.Create(cuts[i].Threshold);
                         for (int v = 0; v < UpdateTiles.TileVectors; v++)
                         {
                             var magnitude = Vector256.Abs(tile[v]);
                             var keep = Vector256.GreaterThan(magnitude, threshold);
                             if (Vector256.EqualsAny(magnitude, threshold))
-                                keep = KeepTies(keep, magnitude, cuts[i], (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
+                                keep = KeepTies(keep, magnitude, cuts[i], FlatIndex(tiles, row, column, v));
                             tile[v] &= keep;
                         }
                     }
-                    bool whole = IsWhole(tiles, row, column);
                     for (int v = 0; v < UpdateTiles.TileVectors; v++)
                     {
                         int r = row + v / UpdateTiles.RowVectors, c = column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
-                        var value = election is { } method ? DisjointMean(trimmed + v, n, weights, method == MajoritySign.Total) : WeightedSum(trimmed + v, n, weights);
+                        var value = Combination(trimmed + v, n, weights, election);
                         float* target = output + (long)r * tiles.Columns + c;
                         if (whole)
                             value.Store(target);
@@ -169,15 +216,84 @@ internal static unsafe class FusedCombination
         }
     }
 
-    // Entries equal to the threshold: only those the cut's tie rule keeps (the k-th itself, almost always).
+    // A tile's entries against a bracket: those above counted, those inside collected.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CountTile(UpdateTiles tiles, Vector256<float>* tile, float lo, float hi, bool whole, int row, int column, Inside inside)
+    {
+        var low = Vector256.Create(lo);
+        var high = Vector256.Create(hi);
+        long above = 0;
+        for (int v = 0; v < UpdateTiles.TileVectors; v++)
+        {
+            uint valid = whole ? 0xFFu : ValidLanes(tiles, row + v / UpdateTiles.RowVectors, column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
+            var magnitude = Vector256.Abs(tile[v]);
+            above += BitOperations.PopCount(Vector256.ExtractMostSignificantBits(Vector256.GreaterThan(magnitude, high)) & valid);
+            uint between = Vector256.ExtractMostSignificantBits(Vector256.GreaterThanOrEqual(magnitude, low) & Vector256.LessThanOrEqual(magnitude, high)) & valid;
+            if (between != 0)
+                Collect(magnitude, between, FlatIndex(tiles, row, column, v), inside);
+        }
+        inside.Above += above;
+    }
+
+    // The flat index of the first entry of vector v of the tile at (row, column).
+    private static long FlatIndex(UpdateTiles tiles, int row, int column, int v) =>
+        (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
+
+    // The changed entries again, 8 at a time, each adapter's entry at its exact cut (flat indices, distinct).
+    private static void RecombineEntries(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, long[] indices, float* output)
+    {
+        int n = tiles.Count;
+        var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
+        var lanes = stackalloc long[UpdateTiles.Lanes];
+        for (int at = 0; at < indices.Length; at += UpdateTiles.Lanes)
+        {
+            int count = Math.Min(UpdateTiles.Lanes, indices.Length - at);
+            // Short groups repeat their last entry in the spare lanes.
+            for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
+                lanes[lane] = indices[at + Math.Min(lane, count - 1)];
+            var rows = Vector256.Create((int)(lanes[0] / tiles.Columns), (int)(lanes[1] / tiles.Columns), (int)(lanes[2] / tiles.Columns), (int)(lanes[3] / tiles.Columns),
+                (int)(lanes[4] / tiles.Columns), (int)(lanes[5] / tiles.Columns), (int)(lanes[6] / tiles.Columns), (int)(lanes[7] / tiles.Columns));
+            var columns = Vector256.Create((int)(lanes[0] % tiles.Columns), (int)(lanes[1] % tiles.Columns), (int)(lanes[2] % tiles.Columns), (int)(lanes[3] % tiles.Columns),
+                (int)(lanes[4] % tiles.Columns), (int)(lanes[5] % tiles.Columns), (int)(lanes[6] % tiles.Columns), (int)(lanes[7] % tiles.Columns));
+            for (int i = 0; i < n; i++)
+            {
+                var entries = tiles.Entries(i, rows, columns);
+                var magnitude = Vector256.Abs(entries);
+                var threshold = Vector256.Create(cuts[i].Threshold);
+                var keep = Vector256.GreaterThan(magnitude, threshold);
+                if (Vector256.EqualsAny(magnitude, threshold))
+                    keep = KeepTies(keep, magnitude, cuts[i], lanes);
+                trimmed[i * UpdateTiles.TileVectors] = entries & keep;
+            }
+            var value = Combination(trimmed, n, weights, election);
+            for (int lane = 0; lane < count; lane++)
+                output[lanes[lane]] = value.GetElement(lane);
+        }
+    }
+
+    // Entries equal to the threshold: only those the cut's tie rule keeps (the k-th itself, almost always); lane i's flat index is indices[i].
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static Vector256<float> KeepTies(Vector256<float> keep, Vector256<float> magnitude, MagnitudeCut cut, long firstIndex)
+    private static Vector256<float> KeepTies(Vector256<float> keep, Vector256<float> magnitude, MagnitudeCut cut, long* indices)
     {
         for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
-            if (magnitude.GetElement(lane) == cut.Threshold && cut.Keeps(cut.Threshold, firstIndex + lane))
+            if (magnitude.GetElement(lane) == cut.Threshold && cut.Keeps(cut.Threshold, indices[lane]))
                 keep = keep.WithElement(lane, BitConverter.Int32BitsToSingle(-1));
         return keep;
     }
+
+    // The same for a vector of consecutive entries from flat index first.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector256<float> KeepTies(Vector256<float> keep, Vector256<float> magnitude, MagnitudeCut cut, long first)
+    {
+        var indices = stackalloc long[UpdateTiles.Lanes];
+        for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
+            indices[lane] = first + lane;
+        return KeepTies(keep, magnitude, cut, indices);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Combination(Vector256<float>* trimmed, int n, float[] weights, MajoritySign? election) =>
+        election is { } method ? DisjointMean(trimmed, n, weights, method == MajoritySign.Total) : WeightedSum(trimmed, n, weights);
 
     // Vector v of each adapter's trimmed tile: TileVectors vectors apart.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
@@ -51,17 +53,51 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     internal static MagnitudeCut Find(long count, double density, Func<long[], float[]> sample, Func<float, float, BracketCount> countInside)
     {
         long keep = (long)(density * count);
-        if (keep == 0)
-            return KeepNone;
-        if (keep == count)
-            return KeepAll;
-        if (count >> SampleLog2 > 1)
+        if (Settled(keep, count) is { } settled)
+            return settled;
+        if (SampledCut.Draw(count, keep, sample) is { } sampled && sampled.Settle(countInside(sampled.Lo, sampled.Hi)) is { } cut)
+            return cut;
+        return SelectAll(keep, countInside);
+    }
+
+    /// <summary>The cut where no selection is needed: none of the entries kept, or all.</summary>
+    internal static MagnitudeCut? Settled(long keep, long count) => keep == 0 ? KeepNone : keep == count ? KeepAll : null;
+
+    /// <summary>The cut selected from every entry (<paramref name="countInside"/> over the widest bracket): where no bracket was drawn, or it missed.</summary>
+    internal static MagnitudeCut SelectAll(long keep, Func<float, float, BracketCount> countInside) =>
+        Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
+
+    /// <summary>
+    /// A bracket [<see cref="Lo"/>, <see cref="Hi"/>] around the k-th largest magnitude, drawn from a sample, and
+    /// <see cref="Estimate"/> inside it, the sample's own k-th largest. Entries outside the bracket are decided by it
+    /// (kept above, trimmed below) if it holds the k-th largest; those inside wait for <see cref="Settle"/>.
+    /// </summary>
+    internal sealed record SampledCut(long Keep, float Lo, float Hi, float Estimate)
+    {
+        /// <summary>
+        /// The sample's bracket for keeping <paramref name="keep"/> of <paramref name="count"/> entries (0 &lt; keep &lt; count);
+        /// null where the tensor is too small to sample (every entry is selected from then).
+        /// </summary>
+        public static SampledCut? Draw(long count, long keep, Func<long[], float[]> sample)
         {
-            var (lo, hi) = Bracket(sample(SampleIndices(count)), keep, count);
-            if (Select(countInside(lo, hi), keep) is { } cut)
-                return cut;
+            if (count >> SampleLog2 <= 1)
+                return null;
+            var magnitudes = sample(SampleIndices(count));
+            int m = magnitudes.Length;
+            double fraction = 1 - (double)keep / count;
+            // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
+            double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
+            int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
+            int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
+            int middle = (int)Math.Clamp((long)(fraction * m) + 1, low, high);
+            return new SampledCut(keep, KthSmallest(magnitudes, low), KthSmallest(magnitudes, high), KthSmallest(magnitudes, middle));
         }
-        return Select(countInside(0, float.PositiveInfinity), keep) ?? throw new InvalidOperationException("every entry lies inside the widest bracket");
+
+        /// <summary>Keeps the entries above <see cref="Estimate"/>: the exact cut's decision for every entry outside the bracket.</summary>
+        public MagnitudeCut Provisional => new(Estimate, -1);
+
+        /// <summary>The exact cut, from the entries at or inside the bracket and the count above it; null where the bracket missed the k-th largest.</summary>
+        public MagnitudeCut? Settle(BracketCount bracketed) => Select(bracketed, Keep);
     }
 
     // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
@@ -73,20 +109,9 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
         while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
             g++;
         var indices = new long[1 << SampleLog2];
-        for (int s = 0; s < indices.Length; s++)
-            indices[s] = (long)((UInt128)(ulong)s * (ulong)g % (ulong)count);
+        for (int s = 1; s < indices.Length; s++)
+            indices[s] = indices[s - 1] + g - (indices[s - 1] >= count - g ? count : 0);
         return indices;
-    }
-
-    // Order statistics of the sample on either side of the k-th largest's expected place, six standard deviations out.
-    private static (float Lo, float Hi) Bracket(float[] sample, long keep, long count)
-    {
-        int m = sample.Length;
-        double fraction = 1 - (double)keep / count;
-        double margin = 6 * Math.Sqrt(fraction * (1 - fraction) / m) + 2.0 / m;
-        int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
-        int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
-        return (KthSmallest(sample, low), KthSmallest(sample, high));
     }
 
     // The k-th largest is the (m - rank + 1)-th smallest of the m inside. Null where the bracket misses it.
@@ -114,8 +139,50 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
         return new MagnitudeCut(kth, tied[(int)ties - 1]);
     }
 
+    private const int Buckets = 1 << 16;
+
+    // The k-th smallest (1-based) of non-negative values (magnitudes), which it reorders. A non-negative float's bits
+    // order as its value does, so one pass counts the values into buckets of equal bit ranges, and only the bucket
+    // holding the k-th is selected from: Hoare's selection over all the values branches on every comparison and took
+    // several times as long.
+    private static float KthSmallest(Span<float> values, int k)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(values);
+        uint min = uint.MaxValue, max = 0;
+        foreach (uint b in bits)
+        {
+            min = Math.Min(min, b);
+            max = Math.Max(max, b);
+        }
+        int shift = 0;
+        while ((max - min) >> shift >= Buckets)
+            shift++;
+        var counts = ArrayPool<int>.Shared.Rent(Buckets);
+        try
+        {
+            Array.Clear(counts, 0, Buckets);
+            foreach (uint b in bits)
+                counts[(b - min) >> shift]++;
+            int bucket = 0, below = 0;
+            while (below + counts[bucket] < k)
+                below += counts[bucket++];
+            int inside = 0;
+            for (int i = 0; i < bits.Length; i++)
+                if ((bits[i] - min) >> shift == bucket)
+                {
+                    (values[inside], values[i]) = (values[i], values[inside]);
+                    inside++;
+                }
+            return Hoare(values[..inside], k - below);
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(counts);
+        }
+    }
+
     // The k-th smallest (1-based) of values, which it reorders: Hoare's selection, linear on average.
-    private static float KthSmallest(float[] values, int k)
+    private static float Hoare(Span<float> values, int k)
     {
         int lo = 0, hi = values.Length - 1, target = k - 1;
         while (lo < hi)

@@ -79,6 +79,75 @@ public class FusedCombinationTests
         Assert.True(fused.eq(expected).all().item<bool>());
     }
 
+    public static TheoryData<string, MajoritySign?> Brackets => new()
+    {
+        // A bracket that misses the k-th largest from above or below: the cut is selected from every entry, the pass runs again.
+        { "miss above", MajoritySign.Total },
+        { "miss below", MajoritySign.Frequency },
+        { "miss above", null },
+        // Estimates at the bracket's ends: every entry inside is decided provisionally one way, many are recombined.
+        { "estimate low", MajoritySign.Total },
+        { "estimate high", MajoritySign.Frequency },
+        { "estimate high", null },
+    };
+
+    [Theory]
+    [MemberData(nameof(Brackets))]
+    public void Any_bracket_gives_the_bytes_of_the_sampled_one_and_the_tiled_combination(string bracket, MajoritySign? sign)
+    {
+        // Over 2^19 entries, so the cuts are sampled; small integer factors make many magnitudes equal, ties at the cut among them.
+        var inputs = new[] { TiedInput(701, 803, 1, 21, 0.7), TiedInput(701, 803, 2, 22, -0.4), TiedInput(701, 803, 1, 23, 1.0, 0.3), TiedInput(701, 803, 3, 24, 0.5) };
+        var method = sign is null ? MergeMethod.MagnitudePruneSvd : MergeMethod.TiesSvd;
+        var combiner = TaskCombiner.For(method.Recipe(), new MergeOptions { MajoritySign = sign });
+        Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> change = bracket switch
+        {
+            "miss above" => s => s with { Lo = s.Hi, Estimate = s.Hi },
+            "miss below" => s => s with { Hi = s.Lo, Estimate = s.Lo },
+            "estimate low" => s => s with { Estimate = s.Lo },
+            _ => s => s with { Estimate = s.Hi },
+        };
+        using var module = ModuleInputs.Load(Key, inputs, 0.5, CPU);
+        using var sampled = FusedCombination.Combine(module, combiner, threads: 2);
+        using var changed = FusedCombination.Combine(module, combiner, threads: 2, change);
+        Assert.Equal(sampled.bytes.ToArray(), changed.bytes.ToArray());
+        // The libtorch route applies the same tie rule to the same (exact, integer) entries; top-k's choice among ties is its own.
+        using var reference = TiledCombination.Combine(module, combiner, null);
+        Assert.True(changed.ne(0).eq(reference.ne(0)).all().item<bool>(), $"the same entries survive ({changed.ne(0).ne(reference.ne(0)).sum().item<long>()} differ)");
+        double scale = reference.abs().max().item<float>();
+        Assert.True(changed.allclose(reference, rtol: 1e-6, atol: 1e-6 * scale), $"largest difference {(changed - reference).abs().max().item<float>()} of {scale}");
+    }
+
+    [Fact]
+    public void A_bracket_drawn_narrow_misses_and_settles_nothing()
+    {
+        // The seam the fallback tests use: a bracket shrunk to its upper end holds fewer entries than the cut needs.
+        var g = manual_seed(5);
+        using var magnitudes = rand(1 << 20, generator: g);
+        long keep = 1 << 19;
+        var values = magnitudes.data<float>().ToArray();
+        var drawn = MagnitudeCut.SampledCut.Draw(values.Length, keep, indices => indices.Select(i => values[i]).ToArray())!;
+        Assert.InRange(drawn.Estimate, drawn.Lo, drawn.Hi);
+        var narrow = drawn with { Lo = drawn.Hi };
+        var inside = Enumerable.Range(0, values.Length).Where(i => values[i] >= narrow.Lo && values[i] <= narrow.Hi).ToArray();
+        var counted = new MagnitudeCut.BracketCount(inside.Select(i => values[i]).ToArray(), inside.Select(i => (long)i).ToArray(), values.Count(v => v > narrow.Hi));
+        Assert.Null(narrow.Settle(counted));
+        Assert.Equal(MagnitudeCut.Of(magnitudes, 0.5), MagnitudeCut.SelectAll(keep, (lo, hi) =>
+        {
+            var all = Enumerable.Range(0, values.Length).Where(i => values[i] >= lo && values[i] <= hi).ToArray();
+            return new MagnitudeCut.BracketCount(all.Select(i => values[i]).ToArray(), all.Select(i => (long)i).ToArray(), values.Count(v => v > hi));
+        }));
+    }
+
+    // Factors of small integers (scaled by 2): products of a few distinct magnitudes, so many entries tie.
+    private static MergeInput TiedInput(int rows, int columns, int rank, int seed, double weight, double? density = null)
+    {
+        var g = manual_seed(seed);
+        using var a = randint(1, 4, [rank, columns], generator: g).mul(randint(0, 2, [rank, columns], generator: g).mul(2).sub(1)).to(ScalarType.Float32);
+        using var b = randint(1, 3, [rows, rank], generator: g).mul(randint(0, 2, [rows, rank], generator: g).mul(2).sub(1)).to(ScalarType.Float32);
+        var module = LoraModule.FromFactors(Key, a, b, 2.0);
+        return new MergeInput(new LoraAdapter($"tied{seed}", null, "PEFT", Config(rank), [module]), weight, density);
+    }
+
     private static MergeInput Input(int rows, int columns, int rank, int seed, double weight, double? density = null)
     {
         var g = manual_seed(seed);
