@@ -4,13 +4,15 @@ using System.Security.Cryptography;
 namespace LoraLego.Core.Adapters;
 
 /// <summary>
-/// The SHA-256 of input files, computed on the thread pool and remembered by path, length and write time: a merge
+/// The SHA-256 of input files, computed in the background and remembered by path, length and write time: a merge
 /// starts hashing its inputs when it begins and takes the digests when it writes its provenance at the end, so the
 /// hashing runs beside the merge instead of after it, and a file merged again is not read again.
 /// </summary>
 internal static class FileDigests
 {
     private static readonly ConcurrentDictionary<FileVersion, Task<string>> Digests = new();
+    private static readonly object LaneLock = new();
+    private static Task _lane = Task.CompletedTask;
 
     private readonly record struct FileVersion(string Path, long Length, DateTime WriteTime)
     {
@@ -30,7 +32,20 @@ internal static class FileDigests
     private static Task<string> Digest(string path)
     {
         var version = FileVersion.Of(path);
-        return Digests.GetOrAdd(version, v => Task.Run(() => Hash(v)));
+        return Digests.GetOrAdd(version, v => Queue(() => Hash(v)));
+    }
+
+    // One file at a time, on a thread of its own: the hashing takes at most one core beside a merge and leaves the
+    // thread pool to the merge's parallel loops (eight files hashed as pool tasks kept a 2-core pool busy, and a
+    // parallel Gram matrix then ran on one thread).
+    private static Task<string> Queue(Func<string> hash)
+    {
+        lock (LaneLock)
+        {
+            var next = _lane.ContinueWith(_ => hash(), CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default);
+            _lane = next;
+            return next;
+        }
     }
 
     private static string Hash(FileVersion version)

@@ -1,6 +1,7 @@
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
@@ -120,6 +121,7 @@ public static class RankClusterer
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scale(ReadOnlySpan<double> source, double factor, Span<double> destination)
     {
         int c = 0;
@@ -236,6 +238,7 @@ public static class RankClusterer
     // The members' means, k x width, rounded to float32. On the CPU each mean is summed member by
     // member in their order, one fused multiply-add by 1/m_j each, the additions the dense product
     // (mean weights) x members makes where its weights are not zero, without its k x n zeros.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float[] Centroids(Tensor members, int[] assignments, int k)
     {
         if (members.device_type != DeviceType.CPU)

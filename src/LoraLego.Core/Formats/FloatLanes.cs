@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -10,6 +11,8 @@ namespace LoraLego.Core.Formats;
 /// </summary>
 public static class FloatLanes
 {
+    // The loops are compiled optimised at once (AggressiveOptimization): a merge runs each of them a few hundred times,
+    // too few for tiered compilation to replace its unoptimised first version before most of the work is done.
     private static readonly float TwoTo112 = BitConverter.UInt32BitsToSingle(0x7780_0000);
     private static readonly float TwoToMinus110 = BitConverter.UInt32BitsToSingle(0x0880_0000);
 
@@ -58,6 +61,7 @@ public static class FloatLanes
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AddScaled(ReadOnlySpan<float> values, float weight, Span<float> accumulator)
     {
         int i = 0;
@@ -71,6 +75,7 @@ public static class FloatLanes
             accumulator[i] += values[i] * weight;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AddScaled16(ReadOnlySpan<ushort> bits, float weight, Span<float> accumulator, bool halfBits)
     {
         int i = 0;
@@ -92,6 +97,7 @@ public static class FloatLanes
 
     // F16: the exponent and mantissa moved into float32's fields, then scaled by 2^(127-15): exact for normal and
     // subnormal halves alike (the product is a normal float32).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen(Vector256<uint> bits, bool halfBits)
     {
         if (!halfBits)
@@ -103,6 +109,7 @@ public static class FloatLanes
 
     private static float BFloat16ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StoreHalf(ReadOnlySpan<float> values, Span<ushort> bits)
     {
         int i = 0;
@@ -115,6 +122,7 @@ public static class FloatLanes
 
     // c10's (and the FP16 library's) fp16_ieee_from_fp32_value: the float's magnitude is rounded at F16's precision by
     // adding a power of two that puts F16's last mantissa bit at float32's, so the FPU's round-to-nearest-even does it.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<uint> ToHalfBits(Vector256<float> value)
     {
         var baseValue = Vector256.Abs(value) * Vector256.Create(TwoTo112) * Vector256.Create(TwoToMinus110);
