@@ -85,6 +85,25 @@ public sealed class LoraTensor
         }
     }
 
+    /// <summary>
+    /// The stored bytes (<see cref="DType"/>, row-major) copied into <paramref name="destination"/>, checked as
+    /// <see cref="Load"/> checks them, without a tensor: a span loop reading many factors reuses one buffer.
+    /// </summary>
+    internal void CopyStored(Span<byte> destination)
+    {
+        if (_file is null)
+        {
+            using var value = Load();
+            using var contiguous = value.contiguous();
+            contiguous.bytes.CopyTo(destination);
+            return;
+        }
+        _file.ReadBytes(Name, destination);
+        // A non-finite value is rare: Load reads the tensor again to throw its error, naming the file and the first such value.
+        if (FiniteCheck.AllFinite(destination[..checked((int)(ElementCount * DType.ElementSize()))], DType.ToScalarType()) == false)
+            Load().Dispose();
+    }
+
     /// <summary>A new float32 tensor on <paramref name="device"/> (CPU when null); the caller owns it.</summary>
     public Tensor LoadFloat32(Device? device = null)
     {

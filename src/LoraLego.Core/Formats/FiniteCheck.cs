@@ -47,8 +47,13 @@ public static class FiniteCheck
     {
         if (tensor.device_type != TorchSharp.DeviceType.CPU || !tensor.is_contiguous() || tensor.numel() * tensor.element_size() > int.MaxValue)
             return null;
-        var bytes = tensor.bytes;
-        return tensor.dtype switch
+        return AllFinite(tensor.bytes, tensor.dtype);
+    }
+
+    /// <summary>Whether stored values of <paramref name="dtype"/> are all finite; null for a dtype this does not scan.</summary>
+    internal static bool? AllFinite(ReadOnlySpan<byte> bytes, ScalarType dtype)
+    {
+        return dtype switch
         {
             ScalarType.Float16 => NoneAllOnes<ushort>(bytes, 0x7C00),
             ScalarType.BFloat16 => NoneAllOnes<ushort>(bytes, 0x7F80),

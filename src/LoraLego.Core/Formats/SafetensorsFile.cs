@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -201,11 +202,9 @@ public sealed class SafetensorsFile : IDisposable
             return tensor;
         try
         {
-            using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            if (RandomAccess.GetLength(handle) != FileLength || File.GetLastWriteTimeUtc(Path) != _writeTime)
-                throw new LoraException(LoraErrorKind.InvalidData, Path, "the file changed after it was imported; import it again", errorId: "FileChanged");
+            using var handle = OpenUnchanged();
             if (!TensorBytes.ReadInto(tensor, handle, DataStart + entry.Begin, entry.ByteLength))
-                throw new LoraException(LoraErrorKind.InvalidData, Path, $"tensor '{name}' ends past the end of the file", errorId: "FileChanged");
+                throw EndsPastFile(name);
             return tensor;
         }
         catch (Exception e)
@@ -216,6 +215,38 @@ public sealed class SafetensorsFile : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Copies one tensor's stored bytes into <paramref name="destination"/> (at least its byte length), as
+    /// <see cref="ReadTensor"/> reads them, for span loops that need no tensor (and so no fresh memory per read).
+    /// </summary>
+    internal void ReadBytes(string name, Span<byte> destination)
+    {
+        var entry = this[name];
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        try
+        {
+            using var handle = OpenUnchanged();
+            if (!TensorBytes.ReadInto(destination[..checked((int)entry.ByteLength)], handle, DataStart + entry.Begin))
+                throw EndsPastFile(name);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw LoraException.From(e, Path)!;
+        }
+    }
+
+    private SafeFileHandle OpenUnchanged()
+    {
+        var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        if (RandomAccess.GetLength(handle) == FileLength && File.GetLastWriteTimeUtc(Path) == _writeTime)
+            return handle;
+        handle.Dispose();
+        throw new LoraException(LoraErrorKind.InvalidData, Path, "the file changed after it was imported; import it again", errorId: "FileChanged");
+    }
+
+    private LoraException EndsPastFile(string name) =>
+        new(LoraErrorKind.InvalidData, Path, $"tensor '{name}' ends past the end of the file", errorId: "FileChanged");
 
     /// <summary>Nothing is held between reads; after disposal reads are refused.</summary>
     public void Dispose() => _disposed = true;

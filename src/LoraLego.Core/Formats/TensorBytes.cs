@@ -16,18 +16,7 @@ public static class TensorBytes
     public static bool ReadInto(Tensor tensor, SafeFileHandle file, long offset, long byteLength)
     {
         if (byteLength <= MaxSpan || tensor.dim() == 0)
-        {
-            var span = tensor.bytes[..checked((int)byteLength)];
-            while (!span.IsEmpty)
-            {
-                int read = RandomAccess.Read(file, span, offset);
-                if (read == 0)
-                    return false;
-                span = span[read..];
-                offset += read;
-            }
-            return true;
-        }
+            return ReadInto(tensor.bytes[..checked((int)byteLength)], file, offset);
         long rows = tensor.shape[0];
         long rowBytes = byteLength / rows;
         long rowsPerChunk = Math.Max(1, MaxSpan / rowBytes);
@@ -37,6 +26,20 @@ public static class TensorBytes
             using var slice = tensor.narrow(0, r, n);
             if (!ReadInto(slice, file, offset + r * rowBytes, n * rowBytes))
                 return false;
+        }
+        return true;
+    }
+
+    /// <summary>Fills <paramref name="destination"/> from <paramref name="file"/> at <paramref name="offset"/>; false when the file ends first.</summary>
+    public static bool ReadInto(Span<byte> destination, SafeFileHandle file, long offset)
+    {
+        while (!destination.IsEmpty)
+        {
+            int read = RandomAccess.Read(file, destination, offset);
+            if (read == 0)
+                return false;
+            destination = destination[read..];
+            offset += read;
         }
         return true;
     }

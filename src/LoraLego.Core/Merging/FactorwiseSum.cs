@@ -48,23 +48,27 @@ internal static class FactorwiseSum
     private static Tensor Sum(IReadOnlyList<LoraTensor> factors, IReadOnlyList<float> weights, SafetensorsDType output)
     {
         int count = (int)factors[0].ElementCount;
-        var rented = ArrayPool<float>.Shared.Rent(count);
+        var accumulator = ArrayPool<float>.Shared.Rent(count);
+        // One buffer for every factor's stored bytes: reading each into a fresh tensor cost page faults on new memory.
+        var stored = ArrayPool<byte>.Shared.Rent(count * factors.Max(f => f.DType.ElementSize()));
         try
         {
-            var accumulator = rented.AsSpan(0, count);
-            accumulator.Clear();
+            var sum = accumulator.AsSpan(0, count);
+            sum.Clear();
             for (int i = 0; i < factors.Count; i++)
             {
-                using var values = factors[i].Load();
-                FloatLanes.AddScaled(values.bytes, factors[i].DType, weights[i], accumulator);
+                var bytes = stored.AsSpan(0, count * factors[i].DType.ElementSize());
+                factors[i].CopyStored(bytes);
+                FloatLanes.AddScaled(bytes, factors[i].DType, weights[i], sum);
             }
             var result = empty(factors[0].Shape, output.ToScalarType());
-            FloatLanes.Store(accumulator, output, result.bytes);
+            FloatLanes.Store(sum, output, result.bytes);
             return result;
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(rented);
+            ArrayPool<byte>.Shared.Return(stored);
+            ArrayPool<float>.Shared.Return(accumulator);
         }
     }
 }
