@@ -77,13 +77,8 @@ internal static unsafe class FusedCombination
                 return combined;
             }
             // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
-            var changed = new List<long>();
-            for (int i = 0; i < exact.Length; i++)
-                if (bracketed[i] is { } inside)
-                    for (int j = 0; j < inside.Indices.Length; j++)
-                        if (provisional[i].Keeps(inside.Magnitudes[j], inside.Indices[j]) != exact[i]!.Keeps(inside.Magnitudes[j], inside.Indices[j]))
-                            changed.Add(inside.Indices[j]);
-            RecombineEntries(tiles, exact!, weights, combiner.Election, changed.Distinct().ToArray(), output);
+            var changed = Changed(tiles, bracketed, provisional, exact!, parallel);
+            RecombineMarked(tiles, exact!, weights, combiner.Election, changed, output, parallel);
         }
         return combined;
     }
@@ -239,8 +234,55 @@ internal static unsafe class FusedCombination
     private static long FlatIndex(UpdateTiles tiles, int row, int column, int v) =>
         (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
 
-    // The changed entries again, 8 at a time, each adapter's entry at its exact cut (flat indices, distinct).
-    private static void RecombineEntries(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, long[] indices, float* output)
+    // The result entries holding an in-bracket value that the exact cut decides otherwise than the provisional one, as
+    // a bitmap over the flat indices (an entry marked by several adapters is marked once).
+    private static ulong[] Changed(UpdateTiles tiles, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact,
+        ParallelOptions parallel)
+    {
+        var marked = new ulong[((long)tiles.Rows * tiles.Columns + 63) / 64];
+        var parts = Enumerable.Range(0, bracketed.Length).Where(i => bracketed[i] is not null)
+            .SelectMany(i => Chunks(bracketed[i]!.Indices.Length).Select(chunk => (Adapter: i, chunk.Start, chunk.End))).ToArray();
+        Parallel.ForEach(parts, parallel, part =>
+        {
+            var inside = bracketed[part.Adapter]!;
+            var (before, after) = (provisional[part.Adapter], exact[part.Adapter]);
+            for (int j = part.Start; j < part.End; j++)
+            {
+                long index = inside.Indices[j];
+                if (before.Keeps(inside.Magnitudes[j], index) != after.Keeps(inside.Magnitudes[j], index))
+                    Interlocked.Or(ref marked[index >> 6], 1UL << (int)(index & 63));
+            }
+        });
+        return marked;
+    }
+
+    private const int ChunkEntries = 1 << 16;
+
+    private static IEnumerable<(int Start, int End)> Chunks(int count)
+    {
+        for (int start = 0; start < count; start += ChunkEntries)
+            yield return (start, Math.Min(count, start + ChunkEntries));
+    }
+
+    // The marked entries again, each range of bitmap words by one thread (an entry's value does not depend on which
+    // thread or group of 8 computes it).
+    private static void RecombineMarked(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ulong[] marked, float* output,
+        ParallelOptions parallel)
+    {
+        nint target = (nint)output;
+        Parallel.ForEach(Chunks(marked.Length), parallel, () => new List<long>(), (words, _, indices) =>
+        {
+            indices.Clear();
+            for (int w = words.Start; w < words.End; w++)
+                for (ulong bits = marked[w]; bits != 0; bits &= bits - 1)
+                    indices.Add(((long)w << 6) + BitOperations.TrailingZeroCount(bits));
+            RecombineEntries(tiles, cuts, weights, election, CollectionsMarshal.AsSpan(indices), (float*)target);
+            return indices;
+        }, _ => { });
+    }
+
+    // The given entries again, 8 at a time, each adapter's entry at its exact cut (flat indices, distinct).
+    private static void RecombineEntries(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ReadOnlySpan<long> indices, float* output)
     {
         int n = tiles.Count;
         var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
