@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -30,11 +31,20 @@ internal static unsafe class FusedCombination
         && inputs.Members[0].OutFeatures * inputs.Members[0].InFeatures <= int.MaxValue / sizeof(float);
 
     /// <summary>The combined out x in update (float32, CPU), equal to <see cref="TaskCombiner.Combine"/> on the dense updates.</summary>
-    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads) => Combine(inputs, combiner, threads, sampled => sampled);
+    /// <remarks>The result lies in <paramref name="workspace"/>'s storage (valid until its next use) where one is given.</remarks>
+    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, CombinationWorkspace? workspace = null) =>
+        Combine(inputs, combiner, threads, sampled => sampled, workspace);
 
     /// <summary><paramref name="drawn"/> sees each sampled bracket before it is used (tests narrow it to force a miss).</summary>
-    internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn)
+    internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn,
+        CombinationWorkspace? workspace = null)
     {
+        if (workspace is null)
+        {
+            using var own = new CombinationWorkspace();
+            using var inOwn = Combine(inputs, combiner, threads, drawn, own);
+            return inOwn.clone();
+        }
         var tiles = UpdateTiles.Of(inputs.Members);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
@@ -55,7 +65,7 @@ internal static unsafe class FusedCombination
         }
         // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
         var weights = inputs.Members.Select(m => (float)m.Weight).ToArray();
-        var combined = empty(tiles.Rows, tiles.Columns, ScalarType.Float32);
+        var combined = workspace.Result(tiles.Rows, tiles.Columns);
         fixed (byte* bytes = combined.bytes)
         {
             var output = (float*)bytes;
@@ -66,7 +76,7 @@ internal static unsafe class FusedCombination
             }
             // One pass with each sampled adapter trimmed at its estimate, counting its entries against its bracket.
             var provisional = cuts.Select((cut, i) => sampled[i]?.Provisional ?? cut).ToArray();
-            var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, sampled);
+            var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
             var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
             if (exact.Any(cut => cut is null))
             {
@@ -77,20 +87,29 @@ internal static unsafe class FusedCombination
                 return combined;
             }
             // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
-            var changed = Changed(tiles, bracketed, provisional, exact!, parallel);
-            RecombineMarked(tiles, exact!, weights, combiner.Election, changed, output, parallel);
+            int words = (int)(((long)tiles.Rows * tiles.Columns + 63) / 64);
+            var changed = ArrayPool<ulong>.Shared.Rent(words);
+            try
+            {
+                Mark(changed.AsSpan(0, words), bracketed, provisional, exact!, parallel);
+                RecombineMarked(tiles, exact!, weights, combiner.Election, changed, words, output, parallel);
+            }
+            finally
+            {
+                ArrayPool<ulong>.Shared.Return(changed);
+            }
         }
         return combined;
     }
 
     // Every row block, in parallel; where brackets are given, each sampled adapter's entries counted against its own.
     private static MagnitudeCut.BracketCount?[] CombineAll(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, float* output,
-        ParallelOptions parallel, MagnitudeCut.SampledCut?[]? brackets = null)
+        ParallelOptions parallel, CombinationWorkspace? workspace = null, MagnitudeCut.SampledCut?[]? brackets = null)
     {
         int blocks = (tiles.PaddedRows + BlockRows - 1) / BlockRows;
         var found = new List<Inside?[]>();
         nint target = (nint)output;
-        Parallel.For(0, blocks, parallel, () => brackets?.Select(b => b is null ? null : new Inside()).ToArray() ?? [], (block, _, inside) =>
+        Parallel.For(0, blocks, parallel, () => brackets?.Select(b => b is null ? null : workspace!.Rent<Inside>().Cleared()).ToArray() ?? [], (block, _, inside) =>
         {
             CombineRows(tiles, cuts, weights, election, block * BlockRows, (float*)target, brackets, inside);
             return inside;
@@ -99,9 +118,12 @@ internal static unsafe class FusedCombination
             lock (found)
                 found.Add(inside);
         });
-        return Enumerable.Range(0, tiles.Count)
+        var counts = Enumerable.Range(0, tiles.Count)
             .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList()))
             .ToArray();
+        foreach (var inside in found.SelectMany(f => f).OfType<Inside>())
+            workspace!.Return(inside);
+        return counts;
     }
 
     private sealed class Inside
@@ -109,6 +131,14 @@ internal static unsafe class FusedCombination
         public long Above;
         public readonly List<float> Magnitudes = [];
         public readonly List<long> Indices = [];
+
+        public Inside Cleared()
+        {
+            Above = 0;
+            Magnitudes.Clear();
+            Indices.Clear();
+            return this;
+        }
     }
 
     // One pass over an adapter's entries: how many lie above [lo, hi], and those inside it.
@@ -236,10 +266,16 @@ internal static unsafe class FusedCombination
 
     // The result entries holding an in-bracket value that the exact cut decides otherwise than the provisional one, as
     // a bitmap over the flat indices (an entry marked by several adapters is marked once).
-    private static ulong[] Changed(UpdateTiles tiles, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact,
+    private static void Mark(Span<ulong> bitmap, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact,
         ParallelOptions parallel)
     {
-        var marked = new ulong[((long)tiles.Rows * tiles.Columns + 63) / 64];
+        bitmap.Clear();
+        fixed (ulong* bits = bitmap)
+            MarkIn((nint)bits, bracketed, provisional, exact, parallel);
+    }
+
+    private static void MarkIn(nint bits, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact, ParallelOptions parallel)
+    {
         var parts = Enumerable.Range(0, bracketed.Length).Where(i => bracketed[i] is not null)
             .SelectMany(i => Chunks(bracketed[i]!.Indices.Length).Select(chunk => (Adapter: i, chunk.Start, chunk.End))).ToArray();
         Parallel.ForEach(parts, parallel, part =>
@@ -250,10 +286,9 @@ internal static unsafe class FusedCombination
             {
                 long index = inside.Indices[j];
                 if (before.Keeps(inside.Magnitudes[j], index) != after.Keeps(inside.Magnitudes[j], index))
-                    Interlocked.Or(ref marked[index >> 6], 1UL << (int)(index & 63));
+                    Interlocked.Or(ref ((ulong*)bits)[index >> 6], 1UL << (int)(index & 63));
             }
         });
-        return marked;
     }
 
     private const int ChunkEntries = 1 << 16;
@@ -266,11 +301,11 @@ internal static unsafe class FusedCombination
 
     // The marked entries again, each range of bitmap words by one thread (an entry's value does not depend on which
     // thread or group of 8 computes it).
-    private static void RecombineMarked(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ulong[] marked, float* output,
-        ParallelOptions parallel)
+    private static void RecombineMarked(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ulong[] marked, int words,
+        float* output, ParallelOptions parallel)
     {
         nint target = (nint)output;
-        Parallel.ForEach(Chunks(marked.Length), parallel, () => new List<long>(), (words, _, indices) =>
+        Parallel.ForEach(Chunks(words), parallel, () => new List<long>(), (words, _, indices) =>
         {
             indices.Clear();
             for (int w = words.Start; w < words.End; w++)

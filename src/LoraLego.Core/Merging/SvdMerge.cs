@@ -27,11 +27,11 @@ internal static class SvdMerge
     /// on CUDA and for random drops), cut to the rank by a randomized range finder instead of the full SVD of the
     /// out x in result. The sketch is seeded per merge, so a merge is reproducible.
     /// </summary>
-    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp)
+    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
         using var scope = NewDisposeScope();
         var combined = FusedCombination.Covers(inputs, combiner)
-            ? FusedCombination.Combine(inputs, combiner, get_num_threads())
+            ? FusedCombination.Combine(inputs, combiner, get_num_threads(), workspace)
             : TiledCombination.Combine(inputs, combiner, random);
         using var sketch = new Generator(SketchSeed, CPU);
         var svd = RandomizedSvd.Of(combined, rank, Oversampling, PowerIterations, sketch);
