@@ -76,30 +76,44 @@ internal static unsafe class FusedCombination
             }
             // One pass with each sampled adapter trimmed at its estimate, counting its entries against its bracket.
             var provisional = cuts.Select((cut, i) => sampled[i]?.Provisional ?? cut).ToArray();
-            var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
-            var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
-            if (exact.Any(cut => cut is null))
-            {
-                // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.
-                for (int i = 0; i < exact.Length; i++)
-                    exact[i] ??= MagnitudeCut.SelectAll(sampled[i]!.Keep, (lo, hi) => Count(tiles, i, lo, hi, parallel));
-                CombineAll(tiles, exact!, weights, combiner.Election, output, parallel);
-                return combined;
-            }
-            // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
-            int words = (int)(((long)tiles.Rows * tiles.Columns + 63) / 64);
-            var changed = ArrayPool<ulong>.Shared.Rent(words);
             try
             {
-                Mark(changed.AsSpan(0, words), bracketed, provisional, exact!, parallel);
-                RecombineMarked(tiles, exact!, weights, combiner.Election, changed, words, output, parallel);
+                var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
+                Settle(tiles, combiner, weights, cuts, sampled, provisional, bracketed, output, parallel);
             }
             finally
             {
-                ArrayPool<ulong>.Shared.Return(changed);
+                workspace.ReturnArrays();
             }
         }
         return combined;
+    }
+
+    // After the provisional pass: the exact cuts from the brackets, and the entries they decide otherwise combined again.
+    private static void Settle(UpdateTiles tiles, TaskCombiner combiner, float[] weights, MagnitudeCut[] cuts, MagnitudeCut.SampledCut?[] sampled,
+        MagnitudeCut[] provisional, MagnitudeCut.BracketCount?[] bracketed, float* output, ParallelOptions parallel)
+    {
+        var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
+        if (exact.Any(cut => cut is null))
+        {
+            // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.
+            for (int i = 0; i < exact.Length; i++)
+                exact[i] ??= MagnitudeCut.SelectAll(sampled[i]!.Keep, (lo, hi) => Count(tiles, i, lo, hi, parallel));
+            CombineAll(tiles, exact!, weights, combiner.Election, output, parallel);
+            return;
+        }
+        // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
+        int words = (int)(((long)tiles.Rows * tiles.Columns + 63) / 64);
+        var changed = ArrayPool<ulong>.Shared.Rent(words);
+        try
+        {
+            Mark(changed.AsSpan(0, words), bracketed, provisional, exact!, parallel);
+            RecombineMarked(tiles, exact!, weights, combiner.Election, changed, words, output, parallel);
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(changed);
+        }
     }
 
     // Every row block, in parallel; where brackets are given, each sampled adapter's entries counted against its own.
@@ -119,7 +133,7 @@ internal static unsafe class FusedCombination
                 found.Add(inside);
         });
         var counts = Enumerable.Range(0, tiles.Count)
-            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList()))
+            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList(), workspace))
             .ToArray();
         foreach (var inside in found.SelectMany(f => f).OfType<Inside>())
             workspace!.Return(inside);
@@ -158,10 +172,13 @@ internal static unsafe class FusedCombination
         return Gather(found);
     }
 
-    private static MagnitudeCut.BracketCount Gather(List<Inside> found)
+    // The entries inside, in arrays rented from the workspace where there is one (a few MB a module, garbage that
+    // would otherwise wait in the large-object heap).
+    private static MagnitudeCut.BracketCount Gather(List<Inside> found, CombinationWorkspace? workspace = null)
     {
-        var magnitudes = new float[found.Sum(f => f.Magnitudes.Count)];
-        var indices = new long[magnitudes.Length];
+        int count = found.Sum(f => f.Magnitudes.Count);
+        var magnitudes = workspace?.Rent<float>(count) ?? new float[count];
+        var indices = workspace?.Rent<long>(count) ?? new long[count];
         int at = 0;
         foreach (var f in found)
         {
@@ -169,7 +186,7 @@ internal static unsafe class FusedCombination
             CollectionsMarshal.AsSpan(f.Indices).CopyTo(indices.AsSpan(at));
             at += f.Magnitudes.Count;
         }
-        return new MagnitudeCut.BracketCount(magnitudes, indices, found.Sum(f => f.Above));
+        return new MagnitudeCut.BracketCount(magnitudes.AsMemory(0, count), indices.AsMemory(0, count), found.Sum(f => f.Above));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -280,12 +297,13 @@ internal static unsafe class FusedCombination
             .SelectMany(i => Chunks(bracketed[i]!.Indices.Length).Select(chunk => (Adapter: i, chunk.Start, chunk.End))).ToArray();
         Parallel.ForEach(parts, parallel, part =>
         {
-            var inside = bracketed[part.Adapter]!;
+            var magnitudes = bracketed[part.Adapter]!.Magnitudes.Span;
+            var indices = bracketed[part.Adapter]!.Indices.Span;
             var (before, after) = (provisional[part.Adapter], exact[part.Adapter]);
             for (int j = part.Start; j < part.End; j++)
             {
-                long index = inside.Indices[j];
-                if (before.Keeps(inside.Magnitudes[j], index) != after.Keeps(inside.Magnitudes[j], index))
+                long index = indices[j];
+                if (before.Keeps(magnitudes[j], index) != after.Keeps(magnitudes[j], index))
                     Interlocked.Or(ref ((ulong*)bits)[index >> 6], 1UL << (int)(index & 63));
             }
         });

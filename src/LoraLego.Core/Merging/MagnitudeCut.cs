@@ -23,7 +23,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     private const int SampleLog2 = 18;
 
     /// <summary>The magnitudes of a task's entries at or inside a bracket, with their flat indices, and how many lie above it.</summary>
-    internal sealed record BracketCount(float[] Magnitudes, long[] Indices, long Above);
+    internal sealed record BracketCount(ReadOnlyMemory<float> Magnitudes, ReadOnlyMemory<long> Indices, long Above);
 
     public bool Keeps(float magnitude, long index) => magnitude > Threshold || (magnitude == Threshold && index <= LastTie);
 
@@ -117,12 +117,15 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     // The k-th largest is the (m - rank + 1)-th smallest of the m inside. Null where the bracket misses it.
     private static MagnitudeCut? Select(BracketCount bracketed, long keep)
     {
-        var magnitudes = bracketed.Magnitudes;
+        var magnitudes = bracketed.Magnitudes.Span;
         int m = magnitudes.Length;
         long rank = keep - bracketed.Above;
         if (rank < 1 || rank > m)
             return null;
-        float kth = KthSmallest((float[])magnitudes.Clone(), (int)(m - rank + 1));
+        var scratch = ArrayPool<float>.Shared.Rent(m);
+        magnitudes.CopyTo(scratch);
+        float kth = KthSmallest(scratch.AsSpan(0, m), (int)(m - rank + 1));
+        ArrayPool<float>.Shared.Return(scratch);
         long ties = rank;
         var tied = new List<long>();
         for (int i = 0; i < m; i++)
@@ -130,7 +133,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
             if (magnitudes[i] > kth)
                 ties--;
             else if (magnitudes[i] == kth)
-                tied.Add(bracketed.Indices[i]);
+                tied.Add(bracketed.Indices.Span[i]);
         }
         // Almost always the k-th is one entry and every tie is kept.
         if (ties == tied.Count)
