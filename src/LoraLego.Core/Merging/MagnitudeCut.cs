@@ -103,14 +103,23 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
     // and columns alike. (Every step-th entry would see only the columns a multiple of the step hits: 64 of 4096 where
     // the step is 64, and then the bracket misses.)
+    // The adapters of a module, and modules of one shape, sample the same indices: the last ones are kept (a 2 MB array
+    // per adapter and module was garbage for the large-object heap).
+    private static SampleOf? lastSample;
+
+    private sealed record SampleOf(long Count, long[] Indices);
+
     private static long[] SampleIndices(long count)
     {
+        if (lastSample is { } last && last.Count == count)
+            return last.Indices;
         long g = (long)(count * 0.6180339887498949);
         while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
             g++;
         var indices = new long[1 << SampleLog2];
         for (int s = 1; s < indices.Length; s++)
             indices[s] = indices[s - 1] + g - (indices[s - 1] >= count - g ? count : 0);
+        lastSample = new SampleOf(count, indices);
         return indices;
     }
 
