@@ -108,46 +108,24 @@ internal static unsafe class RowBlockProducts
             float* a3 = a + (long)(row + Math.Min(3, valid - 1)) * cols;
             for (int panel = 0; panel < width; panel += Width)
             {
-                Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
-                    c10 = default, c11 = default, c12 = default, c13 = default,
-                    c20 = default, c21 = default, c22 = default, c23 = default,
-                    c30 = default, c31 = default, c32 = default, c33 = default;
+                Quad y0 = default, y1 = default, y2 = default, y3 = default;
                 float* px = x + panel;
                 for (int c = 0; c < cols; c++, px += width)
                 {
-                    var x0 = Vector256.Load(px);
-                    var x1 = Vector256.Load(px + Lanes);
-                    var x2 = Vector256.Load(px + 2 * Lanes);
-                    var x3 = Vector256.Load(px + 3 * Lanes);
-                    var b = Vector256.Create(a0[c]);
-                    c00 = Fma.MultiplyAdd(b, x0, c00);
-                    c01 = Fma.MultiplyAdd(b, x1, c01);
-                    c02 = Fma.MultiplyAdd(b, x2, c02);
-                    c03 = Fma.MultiplyAdd(b, x3, c03);
-                    b = Vector256.Create(a1[c]);
-                    c10 = Fma.MultiplyAdd(b, x0, c10);
-                    c11 = Fma.MultiplyAdd(b, x1, c11);
-                    c12 = Fma.MultiplyAdd(b, x2, c12);
-                    c13 = Fma.MultiplyAdd(b, x3, c13);
-                    b = Vector256.Create(a2[c]);
-                    c20 = Fma.MultiplyAdd(b, x0, c20);
-                    c21 = Fma.MultiplyAdd(b, x1, c21);
-                    c22 = Fma.MultiplyAdd(b, x2, c22);
-                    c23 = Fma.MultiplyAdd(b, x3, c23);
-                    b = Vector256.Create(a3[c]);
-                    c30 = Fma.MultiplyAdd(b, x0, c30);
-                    c31 = Fma.MultiplyAdd(b, x1, c31);
-                    c32 = Fma.MultiplyAdd(b, x2, c32);
-                    c33 = Fma.MultiplyAdd(b, x3, c33);
+                    var xc = Quad.Load(px);
+                    y0 = xc.MultiplyAdd(a0[c], y0);
+                    y1 = xc.MultiplyAdd(a1[c], y1);
+                    y2 = xc.MultiplyAdd(a2[c], y2);
+                    y3 = xc.MultiplyAdd(a3[c], y3);
                 }
                 float* py = y + (long)row * width + panel;
-                Store(py, c00, c01, c02, c03);
+                y0.Store(py);
                 if (valid > 1)
-                    Store(py + width, c10, c11, c12, c13);
+                    y1.Store(py + width);
                 if (valid > 2)
-                    Store(py + 2 * width, c20, c21, c22, c23);
+                    y2.Store(py + 2 * width);
                 if (valid > 3)
-                    Store(py + 3 * width, c30, c31, c32, c33);
+                    y3.Store(py + 3 * width);
             }
         }
     }
@@ -162,43 +140,21 @@ internal static unsafe class RowBlockProducts
             for (int j = 0; j < width; j += 4)
             {
                 float* z0 = zTransposed + (long)j * cols + column, z1 = z0 + cols, z2 = z1 + cols, z3 = z2 + cols;
-                Vector256<float> c00 = Vector256.Load(z0), c01 = Vector256.Load(z0 + Lanes), c02 = Vector256.Load(z0 + 2 * Lanes), c03 = Vector256.Load(z0 + 3 * Lanes),
-                    c10 = Vector256.Load(z1), c11 = Vector256.Load(z1 + Lanes), c12 = Vector256.Load(z1 + 2 * Lanes), c13 = Vector256.Load(z1 + 3 * Lanes),
-                    c20 = Vector256.Load(z2), c21 = Vector256.Load(z2 + Lanes), c22 = Vector256.Load(z2 + 2 * Lanes), c23 = Vector256.Load(z2 + 3 * Lanes),
-                    c30 = Vector256.Load(z3), c31 = Vector256.Load(z3 + Lanes), c32 = Vector256.Load(z3 + 2 * Lanes), c33 = Vector256.Load(z3 + 3 * Lanes);
+                Quad s0 = Quad.Load(z0), s1 = Quad.Load(z1), s2 = Quad.Load(z2), s3 = Quad.Load(z3);
                 float* pa = a + column;
                 float* py = y + j;
                 for (int r = 0; r < blockRows; r++, pa += cols, py += width)
                 {
-                    var a0 = Vector256.Load(pa);
-                    var a1 = Vector256.Load(pa + Lanes);
-                    var a2 = Vector256.Load(pa + 2 * Lanes);
-                    var a3 = Vector256.Load(pa + 3 * Lanes);
-                    var b = Vector256.Create(py[0]);
-                    c00 = Fma.MultiplyAdd(b, a0, c00);
-                    c01 = Fma.MultiplyAdd(b, a1, c01);
-                    c02 = Fma.MultiplyAdd(b, a2, c02);
-                    c03 = Fma.MultiplyAdd(b, a3, c03);
-                    b = Vector256.Create(py[1]);
-                    c10 = Fma.MultiplyAdd(b, a0, c10);
-                    c11 = Fma.MultiplyAdd(b, a1, c11);
-                    c12 = Fma.MultiplyAdd(b, a2, c12);
-                    c13 = Fma.MultiplyAdd(b, a3, c13);
-                    b = Vector256.Create(py[2]);
-                    c20 = Fma.MultiplyAdd(b, a0, c20);
-                    c21 = Fma.MultiplyAdd(b, a1, c21);
-                    c22 = Fma.MultiplyAdd(b, a2, c22);
-                    c23 = Fma.MultiplyAdd(b, a3, c23);
-                    b = Vector256.Create(py[3]);
-                    c30 = Fma.MultiplyAdd(b, a0, c30);
-                    c31 = Fma.MultiplyAdd(b, a1, c31);
-                    c32 = Fma.MultiplyAdd(b, a2, c32);
-                    c33 = Fma.MultiplyAdd(b, a3, c33);
+                    var ar = Quad.Load(pa);
+                    s0 = ar.MultiplyAdd(py[0], s0);
+                    s1 = ar.MultiplyAdd(py[1], s1);
+                    s2 = ar.MultiplyAdd(py[2], s2);
+                    s3 = ar.MultiplyAdd(py[3], s3);
                 }
-                Store(z0, c00, c01, c02, c03);
-                Store(z1, c10, c11, c12, c13);
-                Store(z2, c20, c21, c22, c23);
-                Store(z3, c30, c31, c32, c33);
+                s0.Store(z0);
+                s1.Store(z1);
+                s2.Store(z2);
+                s3.Store(z3);
             }
         for (int j = 0; j < width; j++)
             for (int column = wholeColumns; column < cols; column++)
@@ -210,11 +166,30 @@ internal static unsafe class RowBlockProducts
             }
     }
 
-    private static void Store(float* target, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
+    // 32 consecutive floats in 4 registers: 4 of them make the 4 x 32 register tile both products accumulate in.
+    private readonly struct Quad(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
     {
-        v0.Store(target);
-        v1.Store(target + Lanes);
-        v2.Store(target + 2 * Lanes);
-        v3.Store(target + 3 * Lanes);
+        private readonly Vector256<float> v0 = v0, v1 = v1, v2 = v2, v3 = v3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Quad Load(float* source) =>
+            new(Vector256.Load(source), Vector256.Load(source + Lanes), Vector256.Load(source + 2 * Lanes), Vector256.Load(source + 3 * Lanes));
+
+        /// <summary>sum + scale * this.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Quad MultiplyAdd(float scale, Quad sum)
+        {
+            var b = Vector256.Create(scale);
+            return new(Fma.MultiplyAdd(b, v0, sum.v0), Fma.MultiplyAdd(b, v1, sum.v1), Fma.MultiplyAdd(b, v2, sum.v2), Fma.MultiplyAdd(b, v3, sum.v3));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store(float* target)
+        {
+            v0.Store(target);
+            v1.Store(target + Lanes);
+            v2.Store(target + 2 * Lanes);
+            v3.Store(target + 3 * Lanes);
+        }
     }
 }
