@@ -107,7 +107,7 @@ internal static unsafe class FusedCombination
         var changed = ArrayPool<ulong>.Shared.Rent(words);
         try
         {
-            Mark(changed.AsSpan(0, words), bracketed, provisional, exact!, parallel);
+            Mark(changed, words, bracketed, provisional, exact!, parallel);
             RecombineMarked(tiles, exact!, weights, combiner.Election, changed, words, output, parallel);
         }
         finally
@@ -283,16 +283,10 @@ internal static unsafe class FusedCombination
 
     // The result entries holding an in-bracket value that the exact cut decides otherwise than the provisional one, as
     // a bitmap over the flat indices (an entry marked by several adapters is marked once).
-    private static void Mark(Span<ulong> bitmap, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact,
+    private static void Mark(ulong[] bitmap, int words, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact,
         ParallelOptions parallel)
     {
-        bitmap.Clear();
-        fixed (ulong* bits = bitmap)
-            MarkIn((nint)bits, bracketed, provisional, exact, parallel);
-    }
-
-    private static void MarkIn(nint bits, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact, ParallelOptions parallel)
-    {
+        Array.Clear(bitmap, 0, words);
         var parts = Enumerable.Range(0, bracketed.Length).Where(i => bracketed[i] is not null)
             .SelectMany(i => Chunks(bracketed[i]!.Indices.Length).Select(chunk => (Adapter: i, chunk.Start, chunk.End))).ToArray();
         Parallel.ForEach(parts, parallel, part =>
@@ -304,7 +298,7 @@ internal static unsafe class FusedCombination
             {
                 long index = indices[j];
                 if (before.Keeps(magnitudes[j], index) != after.Keeps(magnitudes[j], index))
-                    Interlocked.Or(ref ((ulong*)bits)[index >> 6], 1UL << (int)(index & 63));
+                    Interlocked.Or(ref bitmap[index >> 6], 1UL << (int)(index & 63));
             }
         });
     }
@@ -323,10 +317,10 @@ internal static unsafe class FusedCombination
         float* output, ParallelOptions parallel)
     {
         nint target = (nint)output;
-        Parallel.ForEach(Chunks(words), parallel, () => new List<long>(), (words, _, indices) =>
+        Parallel.ForEach(Chunks(words), parallel, () => new List<long>(), (range, _, indices) =>
         {
             indices.Clear();
-            for (int w = words.Start; w < words.End; w++)
+            for (int w = range.Start; w < range.End; w++)
                 for (ulong bits = marked[w]; bits != 0; bits &= bits - 1)
                     indices.Add(((long)w << 6) + BitOperations.TrailingZeroCount(bits));
             RecombineEntries(tiles, cuts, weights, election, CollectionsMarshal.AsSpan(indices), (float*)target);
