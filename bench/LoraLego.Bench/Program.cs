@@ -134,10 +134,10 @@ static void PrintTrimmedSvd(string[] args)
     var r = TrimmedSvdComparison.Run(Arg("--out", 11008), Arg("--in", 4096), 8, 16, 0.5);
     Console.WriteLine($"TiesSvd of one {r.Out} x {r.In} module, {r.Adapters} adapters r{r.Rank}, density {r.Density} -> r{r.Rank}, CPU, {torch.get_num_threads()} threads: " +
         $"default (randomized) {r.DefaultSeconds:F2} s, dense {r.DenseSeconds:F1} s (full SVD, all singular values), relative difference {r.RelativeDifference:E2}, residual / optimal {r.ResidualRatio:F5}");
-    Console.WriteLine("| oversampling | power iterations | range finder s | relative difference | residual / optimal |");
-    Console.WriteLine("|---:|---:|---:|---:|---:|");
+    Console.WriteLine("| route | oversampling | power iterations | range finder s | relative difference | residual / optimal |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
     foreach (var s in r.Settings)
-        Console.WriteLine($"| {s.Oversampling} | {s.PowerIterations} | {s.Seconds:F2} | {s.RelativeDifference:E2} | {s.ResidualRatio:F5} |");
+        Console.WriteLine($"| {s.Route} | {s.Oversampling} | {s.PowerIterations} | {s.Seconds:F2} | {s.RelativeDifference:E2} | {s.ResidualRatio:F5} |");
 }
 
 static void RunExtraction(string[] args, Options o)

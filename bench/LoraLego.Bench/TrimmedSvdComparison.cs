@@ -13,7 +13,7 @@ namespace LoraLego.Bench;
 /// </summary>
 public static class TrimmedSvdComparison
 {
-    public sealed record Setting(int Oversampling, int PowerIterations, double Seconds, double RelativeDifference, double ResidualRatio);
+    public sealed record Setting(string Route, int Oversampling, int PowerIterations, double Seconds, double RelativeDifference, double ResidualRatio);
 
     public sealed record Result(int Out, int In, int Adapters, int Rank, double Density, double DefaultSeconds, double DenseSeconds,
         double RelativeDifference, double ResidualRatio, IReadOnlyList<Setting> Settings);
@@ -44,17 +44,23 @@ public static class TrimmedSvdComparison
         var (rel, ratio) = Compare(fastDelta, best, combined, bestResidual);
 
         var settings = new List<Setting>();
-        foreach (var (p, q) in new[] { (5, 0), (10, 0), (5, 1), (10, 1), (20, 1), (5, 2), (10, 2), (10, 3) })
+        var routes = new (string Name, Func<Tensor, int, int, int, Generator, SingularFactors> Svd)[]
+        {
+            ("products", (m, k, p, q, g) => RandomizedSvd.Of(m, k, p, q, g)),
+            ("row blocks", (m, k, p, q, g) => RandomizedSvd.OfRowBlocks(m, k, p, q, g, get_num_threads())),
+        };
+        var runs = routes.SelectMany(r => new[] { (5, 0), (10, 0), (5, 1), (10, 1), (20, 1), (5, 2), (10, 2), (10, 3) }.Select(s => (r.Name, r.Svd, P: s.Item1, Q: s.Item2)));
+        foreach (var (route, svdOf, p, q) in runs)
         {
             var sw = Stopwatch.StartNew();
             using var scope = NewDisposeScope();
             using var generator = new Generator(0x5EED);
-            var svd = RandomizedSvd.Of(combined, rank, p, q, generator);
+            var svd = svdOf(combined, rank, p, q, generator);
             var (ra, rb) = svd.Truncate(rank, ScalarType.Float32);
             var approx = rb.matmul(ra);
             double seconds = sw.Elapsed.TotalSeconds;
             var (r, f) = Compare(approx, best, combined, bestResidual);
-            settings.Add(new Setting(p, q, seconds, r, f));
+            settings.Add(new Setting(route, p, q, seconds, r, f));
         }
         return new Result(outFeatures, inFeatures, adapters, rank, density, tf, td, rel, ratio, settings);
     }

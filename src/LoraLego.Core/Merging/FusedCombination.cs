@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -30,11 +31,20 @@ internal static unsafe class FusedCombination
         && inputs.Members[0].OutFeatures * inputs.Members[0].InFeatures <= int.MaxValue / sizeof(float);
 
     /// <summary>The combined out x in update (float32, CPU), equal to <see cref="TaskCombiner.Combine"/> on the dense updates.</summary>
-    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads) => Combine(inputs, combiner, threads, sampled => sampled);
+    /// <remarks>The result lies in <paramref name="workspace"/>'s storage (valid until its next use) where one is given.</remarks>
+    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, CombinationWorkspace? workspace = null) =>
+        Combine(inputs, combiner, threads, sampled => sampled, workspace);
 
     /// <summary><paramref name="drawn"/> sees each sampled bracket before it is used (tests narrow it to force a miss).</summary>
-    internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn)
+    internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn,
+        CombinationWorkspace? workspace = null)
     {
+        if (workspace is null)
+        {
+            using var own = new CombinationWorkspace();
+            using var inOwn = Combine(inputs, combiner, threads, drawn, own);
+            return inOwn.clone();
+        }
         var tiles = UpdateTiles.Of(inputs.Members);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
@@ -55,7 +65,7 @@ internal static unsafe class FusedCombination
         }
         // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
         var weights = inputs.Members.Select(m => (float)m.Weight).ToArray();
-        var combined = empty(tiles.Rows, tiles.Columns, ScalarType.Float32);
+        var combined = workspace.Result(tiles.Rows, tiles.Columns);
         fixed (byte* bytes = combined.bytes)
         {
             var output = (float*)bytes;
@@ -66,36 +76,54 @@ internal static unsafe class FusedCombination
             }
             // One pass with each sampled adapter trimmed at its estimate, counting its entries against its bracket.
             var provisional = cuts.Select((cut, i) => sampled[i]?.Provisional ?? cut).ToArray();
-            var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, sampled);
-            var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
-            if (exact.Any(cut => cut is null))
+            try
             {
-                // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.
-                for (int i = 0; i < exact.Length; i++)
-                    exact[i] ??= MagnitudeCut.SelectAll(sampled[i]!.Keep, (lo, hi) => Count(tiles, i, lo, hi, parallel));
-                CombineAll(tiles, exact!, weights, combiner.Election, output, parallel);
-                return combined;
+                var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
+                Settle(tiles, combiner, weights, cuts, sampled, provisional, bracketed, output, parallel);
             }
-            // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
-            var changed = new List<long>();
-            for (int i = 0; i < exact.Length; i++)
-                if (bracketed[i] is { } inside)
-                    for (int j = 0; j < inside.Indices.Length; j++)
-                        if (provisional[i].Keeps(inside.Magnitudes[j], inside.Indices[j]) != exact[i]!.Keeps(inside.Magnitudes[j], inside.Indices[j]))
-                            changed.Add(inside.Indices[j]);
-            RecombineEntries(tiles, exact!, weights, combiner.Election, changed.Distinct().ToArray(), output);
+            finally
+            {
+                workspace.ReturnArrays();
+            }
         }
         return combined;
     }
 
+    // After the provisional pass: the exact cuts from the brackets, and the entries they decide otherwise combined again.
+    private static void Settle(UpdateTiles tiles, TaskCombiner combiner, float[] weights, MagnitudeCut[] cuts, MagnitudeCut.SampledCut?[] sampled,
+        MagnitudeCut[] provisional, MagnitudeCut.BracketCount?[] bracketed, float* output, ParallelOptions parallel)
+    {
+        var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
+        if (exact.Any(cut => cut is null))
+        {
+            // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.
+            for (int i = 0; i < exact.Length; i++)
+                exact[i] ??= MagnitudeCut.SelectAll(sampled[i]!.Keep, (lo, hi) => Count(tiles, i, lo, hi, parallel));
+            CombineAll(tiles, exact!, weights, combiner.Election, output, parallel);
+            return;
+        }
+        // Only entries inside a bracket can have been decided otherwise than the exact cut decides them.
+        int words = (int)(((long)tiles.Rows * tiles.Columns + 63) / 64);
+        var changed = ArrayPool<ulong>.Shared.Rent(words);
+        try
+        {
+            Mark(changed, words, bracketed, provisional, exact!, parallel);
+            RecombineMarked(tiles, exact!, weights, combiner.Election, changed, words, output, parallel);
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(changed);
+        }
+    }
+
     // Every row block, in parallel; where brackets are given, each sampled adapter's entries counted against its own.
     private static MagnitudeCut.BracketCount?[] CombineAll(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, float* output,
-        ParallelOptions parallel, MagnitudeCut.SampledCut?[]? brackets = null)
+        ParallelOptions parallel, CombinationWorkspace? workspace = null, MagnitudeCut.SampledCut?[]? brackets = null)
     {
         int blocks = (tiles.PaddedRows + BlockRows - 1) / BlockRows;
         var found = new List<Inside?[]>();
         nint target = (nint)output;
-        Parallel.For(0, blocks, parallel, () => brackets?.Select(b => b is null ? null : new Inside()).ToArray() ?? [], (block, _, inside) =>
+        Parallel.For(0, blocks, parallel, () => brackets?.Select(b => b is null ? null : workspace!.Rent<Inside>().Cleared()).ToArray() ?? [], (block, _, inside) =>
         {
             CombineRows(tiles, cuts, weights, election, block * BlockRows, (float*)target, brackets, inside);
             return inside;
@@ -104,9 +132,12 @@ internal static unsafe class FusedCombination
             lock (found)
                 found.Add(inside);
         });
-        return Enumerable.Range(0, tiles.Count)
-            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList()))
+        var counts = Enumerable.Range(0, tiles.Count)
+            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList(), workspace))
             .ToArray();
+        foreach (var inside in found.SelectMany(f => f).OfType<Inside>())
+            workspace!.Return(inside);
+        return counts;
     }
 
     private sealed class Inside
@@ -114,6 +145,14 @@ internal static unsafe class FusedCombination
         public long Above;
         public readonly List<float> Magnitudes = [];
         public readonly List<long> Indices = [];
+
+        public Inside Cleared()
+        {
+            Above = 0;
+            Magnitudes.Clear();
+            Indices.Clear();
+            return this;
+        }
     }
 
     // One pass over an adapter's entries: how many lie above [lo, hi], and those inside it.
@@ -133,10 +172,13 @@ internal static unsafe class FusedCombination
         return Gather(found);
     }
 
-    private static MagnitudeCut.BracketCount Gather(List<Inside> found)
+    // The entries inside, in arrays rented from the workspace where there is one (a few MB a module, garbage that
+    // would otherwise wait in the large-object heap).
+    private static MagnitudeCut.BracketCount Gather(List<Inside> found, CombinationWorkspace? workspace = null)
     {
-        var magnitudes = new float[found.Sum(f => f.Magnitudes.Count)];
-        var indices = new long[magnitudes.Length];
+        int count = found.Sum(f => f.Magnitudes.Count);
+        var magnitudes = workspace?.Rent<float>(count) ?? new float[count];
+        var indices = workspace?.Rent<long>(count) ?? new long[count];
         int at = 0;
         foreach (var f in found)
         {
@@ -144,7 +186,7 @@ internal static unsafe class FusedCombination
             CollectionsMarshal.AsSpan(f.Indices).CopyTo(indices.AsSpan(at));
             at += f.Magnitudes.Count;
         }
-        return new MagnitudeCut.BracketCount(magnitudes, indices, found.Sum(f => f.Above));
+        return new MagnitudeCut.BracketCount(magnitudes.AsMemory(0, count), indices.AsMemory(0, count), found.Sum(f => f.Above));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -239,8 +281,55 @@ internal static unsafe class FusedCombination
     private static long FlatIndex(UpdateTiles tiles, int row, int column, int v) =>
         (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
 
-    // The changed entries again, 8 at a time, each adapter's entry at its exact cut (flat indices, distinct).
-    private static void RecombineEntries(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, long[] indices, float* output)
+    // The result entries holding an in-bracket value that the exact cut decides otherwise than the provisional one, as
+    // a bitmap over the flat indices (an entry marked by several adapters is marked once).
+    private static void Mark(ulong[] bitmap, int words, MagnitudeCut.BracketCount?[] bracketed, MagnitudeCut[] provisional, MagnitudeCut[] exact,
+        ParallelOptions parallel)
+    {
+        Array.Clear(bitmap, 0, words);
+        var parts = Enumerable.Range(0, bracketed.Length).Where(i => bracketed[i] is not null)
+            .SelectMany(i => Chunks(bracketed[i]!.Indices.Length).Select(chunk => (Adapter: i, chunk.Start, chunk.End))).ToArray();
+        Parallel.ForEach(parts, parallel, part =>
+        {
+            var magnitudes = bracketed[part.Adapter]!.Magnitudes.Span;
+            var indices = bracketed[part.Adapter]!.Indices.Span;
+            var (before, after) = (provisional[part.Adapter], exact[part.Adapter]);
+            for (int j = part.Start; j < part.End; j++)
+            {
+                long index = indices[j];
+                if (before.Keeps(magnitudes[j], index) != after.Keeps(magnitudes[j], index))
+                    Interlocked.Or(ref bitmap[index >> 6], 1UL << (int)(index & 63));
+            }
+        });
+    }
+
+    private const int ChunkEntries = 1 << 16;
+
+    private static IEnumerable<(int Start, int End)> Chunks(int count)
+    {
+        for (int start = 0; start < count; start += ChunkEntries)
+            yield return (start, Math.Min(count, start + ChunkEntries));
+    }
+
+    // The marked entries again, each range of bitmap words by one thread (an entry's value does not depend on which
+    // thread or group of 8 computes it).
+    private static void RecombineMarked(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ulong[] marked, int words,
+        float* output, ParallelOptions parallel)
+    {
+        nint target = (nint)output;
+        Parallel.ForEach(Chunks(words), parallel, () => new List<long>(), (range, _, indices) =>
+        {
+            indices.Clear();
+            for (int w = range.Start; w < range.End; w++)
+                for (ulong bits = marked[w]; bits != 0; bits &= bits - 1)
+                    indices.Add(((long)w << 6) + BitOperations.TrailingZeroCount(bits));
+            RecombineEntries(tiles, cuts, weights, election, CollectionsMarshal.AsSpan(indices), (float*)target);
+            return indices;
+        }, _ => { });
+    }
+
+    // The given entries again, 8 at a time, each adapter's entry at its exact cut (flat indices, distinct).
+    private static void RecombineEntries(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ReadOnlySpan<long> indices, float* output)
     {
         int n = tiles.Count;
         var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];

@@ -23,7 +23,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     private const int SampleLog2 = 18;
 
     /// <summary>The magnitudes of a task's entries at or inside a bracket, with their flat indices, and how many lie above it.</summary>
-    internal sealed record BracketCount(float[] Magnitudes, long[] Indices, long Above);
+    internal sealed record BracketCount(ReadOnlyMemory<float> Magnitudes, ReadOnlyMemory<long> Indices, long Above);
 
     public bool Keeps(float magnitude, long index) => magnitude > Threshold || (magnitude == Threshold && index <= LastTie);
 
@@ -103,26 +103,38 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
     // and columns alike. (Every step-th entry would see only the columns a multiple of the step hits: 64 of 4096 where
     // the step is 64, and then the bracket misses.)
+    // The adapters of a module, and modules of one shape, sample the same indices: the last ones are kept (a 2 MB array
+    // per adapter and module was garbage for the large-object heap).
+    private static SampleOf? lastSample;
+
+    private sealed record SampleOf(long Count, long[] Indices);
+
     private static long[] SampleIndices(long count)
     {
+        if (lastSample is { } last && last.Count == count)
+            return last.Indices;
         long g = (long)(count * 0.6180339887498949);
         while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
             g++;
         var indices = new long[1 << SampleLog2];
         for (int s = 1; s < indices.Length; s++)
             indices[s] = indices[s - 1] + g - (indices[s - 1] >= count - g ? count : 0);
+        lastSample = new SampleOf(count, indices);
         return indices;
     }
 
     // The k-th largest is the (m - rank + 1)-th smallest of the m inside. Null where the bracket misses it.
     private static MagnitudeCut? Select(BracketCount bracketed, long keep)
     {
-        var magnitudes = bracketed.Magnitudes;
+        var magnitudes = bracketed.Magnitudes.Span;
         int m = magnitudes.Length;
         long rank = keep - bracketed.Above;
         if (rank < 1 || rank > m)
             return null;
-        float kth = KthSmallest((float[])magnitudes.Clone(), (int)(m - rank + 1));
+        var scratch = ArrayPool<float>.Shared.Rent(m);
+        magnitudes.CopyTo(scratch);
+        float kth = KthSmallest(scratch.AsSpan(0, m), (int)(m - rank + 1));
+        ArrayPool<float>.Shared.Return(scratch);
         long ties = rank;
         var tied = new List<long>();
         for (int i = 0; i < m; i++)
@@ -130,7 +142,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
             if (magnitudes[i] > kth)
                 ties--;
             else if (magnitudes[i] == kth)
-                tied.Add(bracketed.Indices[i]);
+                tied.Add(bracketed.Indices.Span[i]);
         }
         // Almost always the k-th is one entry and every tie is kept.
         if (ties == tied.Count)

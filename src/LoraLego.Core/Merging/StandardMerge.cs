@@ -55,6 +55,7 @@ public static class StandardMerge
 
         var storeAs = MergeInput.StorageDType(inputs);
         var merged = new List<LoraModule>(keys.Count);
+        using var workspace = new CombinationWorkspace();
         for (int i = 0; i < keys.Count; i++)
         {
             options.CancellationToken.ThrowIfCancellationRequested();
@@ -84,7 +85,7 @@ public static class StandardMerge
             using var scope = NewDisposeScope();
             using var module = ModuleInputs.Load(key, inputs, options.Density ?? 1, device);
             using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
-            var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, log);
+            var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, workspace, log);
             merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs, module.Kernel));
         }
         return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged, Record(inputs, method, options, rank, seed, recipe));
@@ -118,7 +119,7 @@ public static class StandardMerge
     }
 
     private static MergedFactors MergeModule(ModuleInputs module, MergeMethod method, MergeRecipe recipe, TaskCombiner combiner,
-        Generator? random, int rank, double? clamp, bool denseSvd, Action<string>? log)
+        Generator? random, int rank, double? clamp, bool denseSvd, CombinationWorkspace workspace, Action<string>? log)
     {
         switch (recipe.Form)
         {
@@ -130,17 +131,18 @@ public static class StandardMerge
                 // A's of different ranks cannot be trimmed and combined entry by entry, but the dense updates can.
                 log?.Invoke($"{module.Key}: ranks differ ({string.Join(", ", module.Members.Select(m => $"{m.AdapterName} r{m.Rank}"))}); " +
                     $"'{method.PeftName()}' ran on the dense updates as '{method.DenseCounterpart().PeftName()}', cut back to rank {rank}");
-                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd);
+                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd, workspace);
             case MergeForm.DenseSvd when combiner.IsWeightedSum && !denseSvd:
                 return SvdMerge.Factored(module, rank, clamp);
             default:
-                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd);
+                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd, workspace);
         }
     }
 
     // The one choice between PEFT's full SVD and the randomized range finder, for every merge that combines dense updates.
-    private static MergedFactors OnDenseUpdates(ModuleInputs module, TaskCombiner combiner, Generator? random, int rank, double? clamp, bool denseSvd) =>
-        denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp);
+    private static MergedFactors OnDenseUpdates(ModuleInputs module, TaskCombiner combiner, Generator? random, int rank, double? clamp, bool denseSvd,
+        CombinationWorkspace workspace) =>
+        denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp, workspace);
 
     private static string Describe(MergeMethod method, MergeRecipe recipe, TaskCombiner combiner, MergeOptions options, int rank) => recipe.Form switch
     {

@@ -25,16 +25,17 @@ internal static class SvdMerge
     /// <summary>
     /// The same combination as <see cref="Dense"/>, built by the fused SIMD passes on the CPU (block by block in libtorch
     /// on CUDA and for random drops), cut to the rank by a randomized range finder instead of the full SVD of the
-    /// out x in result. The sketch is seeded per merge, so a merge is reproducible.
+    /// out x in result (subspace iteration in passes over its row blocks on the CPU). The sketch is seeded per merge,
+    /// so a merge is reproducible.
     /// </summary>
-    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp)
+    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
         using var scope = NewDisposeScope();
         var combined = FusedCombination.Covers(inputs, combiner)
-            ? FusedCombination.Combine(inputs, combiner, get_num_threads())
+            ? FusedCombination.Combine(inputs, combiner, get_num_threads(), workspace)
             : TiledCombination.Combine(inputs, combiner, random);
         using var sketch = new Generator(SketchSeed, CPU);
-        var svd = RandomizedSvd.Of(combined, rank, Oversampling, PowerIterations, sketch);
+        var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, PowerIterations, sketch, get_num_threads());
         int k = (int)Math.Min(rank, svd.Values.shape[0]);
         var (a, b) = svd.Truncate(k, combined.dtype);
         return TruncatedSvd.Finish(a, b, clamp);

@@ -21,11 +21,7 @@ public static class RandomizedSvd
         long sketch = Math.Min(rank + oversampling, Math.Min(rows, cols));
         if (2 * sketch >= Math.Min(rows, cols))
             return Dense(matrix);
-        // TorchSharp's generators are CPU generators: the sketch is drawn there and moved, which also gives a seed
-        // the same sketch on every device.
-        var omega = generator is null
-            ? randn([cols, sketch], dtype: matrix.dtype, device: matrix.device)
-            : randn([cols, sketch], dtype: matrix.dtype, device: CPU, generator: generator).to(matrix.device);
+        var omega = Sketch(matrix, cols, sketch, generator);
         var q = Orthonormal(matrix.matmul(omega));
         for (int i = 0; i < powerIterations; i++)
         {
@@ -37,6 +33,50 @@ public static class RandomizedSvd
         var (u, s, vh) = linalg.svd(projected, fullMatrices: false);
         return new SingularFactors(q.to(ScalarType.Float64).matmul(u), s, vh);
     }
+
+    /// <summary>
+    /// The same triplets of a contiguous float32 CPU <paramref name="matrix"/> by subspace iteration on AᵀA: each
+    /// application Aᵀ(A X) is one pass over A's row blocks (<see cref="RowBlockProducts"/>), orthonormalised between
+    /// applications, and the last basis X gives A ≈ (A X) Xᵀ, whose SVD is that of the small A X. Powers of AᵀA square
+    /// the spectrum, which in float32 loses only directions below about 3e-4 of the largest singular value (the square
+    /// root of the rounding), far under the 26 or so leading ones a rank cut keeps unless they are negligible anyway.
+    /// <paramref name="powerIterations"/> applications after the first (which plays the sketch's product): the
+    /// basis then carries the spectrum to the power 2 (q + 1), against 2 q + 1 for <see cref="Of"/>, in q + 2 passes
+    /// over A instead of 2 q + 2. The sketch has whole <see cref="RowBlockProducts.Width"/>-column panels (the passes
+    /// compute them anyway), so at least <paramref name="oversampling"/> columns beyond the rank. Bytes do not depend
+    /// on <paramref name="threads"/>.
+    /// </summary>
+    public static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads)
+    {
+        int rows = checked((int)matrix.shape[0]), cols = checked((int)matrix.shape[1]);
+        int width = (rank + oversampling + RowBlockProducts.Width - 1) / RowBlockProducts.Width * RowBlockProducts.Width;
+        if (2 * width >= Math.Min(rows, cols) || matrix.dtype != ScalarType.Float32 || matrix.device_type != TorchSharp.DeviceType.CPU || !RowBlockProducts.IsAccelerated)
+            return Of(matrix, rank, oversampling, powerIterations, generator);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
+        var contiguous = matrix.contiguous();
+        var x = Sketch(contiguous, cols, width, generator);
+        var zTransposed = empty(width, cols, ScalarType.Float32);
+        fixed (byte* a = contiguous.bytes)
+        {
+            for (int i = 0; i <= powerIterations; i++)
+            {
+                fixed (byte* px = x.bytes, pz = zTransposed.bytes)
+                    RowBlockProducts.Gram((float*)a, rows, cols, (float*)px, width, (float*)pz, parallel);
+                x = Orthonormal(zTransposed.t()).contiguous();
+            }
+            var y = empty(rows, width, ScalarType.Float32);
+            fixed (byte* px = x.bytes, py = y.bytes)
+                RowBlockProducts.Times((float*)a, rows, cols, (float*)px, width, (float*)py, parallel);
+            var (u, s, wh) = linalg.svd(y.to(ScalarType.Float64), fullMatrices: false);
+            return new SingularFactors(u, s, wh.matmul(x.to(ScalarType.Float64).t()));
+        }
+    }
+
+    // TorchSharp's generators are CPU generators: the sketch is drawn there and moved, which also gives a seed the same
+    // sketch on every device.
+    private static Tensor Sketch(Tensor matrix, long cols, long columns, Generator? generator) => generator is null
+        ? randn([cols, columns], dtype: matrix.dtype, device: matrix.device)
+        : randn([cols, columns], dtype: matrix.dtype, device: CPU, generator: generator).to(matrix.device);
 
     /// <summary>The full thin SVD, float64.</summary>
     public static SingularFactors Dense(Tensor matrix)

@@ -65,6 +65,24 @@ public class FusedCombinationTests
     }
 
     [Fact]
+    public void A_workspace_reused_across_modules_of_different_shapes_gives_the_bytes_of_fresh_memory()
+    {
+        var combiner = TaskCombiner.For(MergeMethod.TiesSvd.Recipe(), new MergeOptions { MajoritySign = MajoritySign.Total });
+        // Large enough to sample a bracket (and so rent and pool its arrays), then smaller, then larger again.
+        var shapes = new[] { (701, 803), (37, 53), (811, 701) };
+        using var workspace = new CombinationWorkspace();
+        foreach (var (rows, columns) in shapes)
+        {
+            var inputs = Enumerable.Range(0, 3).Select(i => Input(rows, columns, 16, 20 + i, 1.0 / (i + 1))).ToArray();
+            using var module = ModuleInputs.Load(Key, inputs, 0.5, CPU);
+            using var fresh = FusedCombination.Combine(module, combiner, threads: 2);
+            using var reused = FusedCombination.Combine(module, combiner, threads: 2, workspace);
+            Assert.Equal(new long[] { rows, columns }, reused.shape);
+            Assert.Equal(fresh.bytes.ToArray(), reused.bytes.ToArray());
+        }
+    }
+
+    [Fact]
     public void Exact_ties_at_the_cut_keep_the_first_entries_in_row_major_order()
     {
         // Rank 1 with entries of +-1: every magnitude is 1, so of the 90 entries the cut keeps floor(0.45 * 90) = 40,

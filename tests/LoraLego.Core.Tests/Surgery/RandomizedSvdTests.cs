@@ -1,3 +1,4 @@
+using LoraLego.Core.Merging;
 using LoraLego.Core.Surgery;
 using static TorchSharp.torch;
 
@@ -36,5 +37,50 @@ public class RandomizedSvdTests
         var s = RandomizedSvd.Of(matrix, 16, 10, 2, new TorchSharp.torch.Generator(3)).ToArray();
         for (int i = 0; i < 16; i++)
             Assert.True(Math.Abs(s[i] - values[i]) < 1e-5 * values[0], $"value {i}: {s[i]} vs {values[i]}");
+    }
+
+    [Fact]
+    public void The_row_block_route_finds_the_leading_singular_values_of_a_decaying_spectrum()
+    {
+        using var scope = NewDisposeScope();
+        var values = Enumerable.Range(0, 300).Select(i => i < 16 ? Math.Pow(0.8, i) : 1e-2 * Math.Pow(0.98, i)).ToArray();
+        // 701 x 515: neither a multiple of the 4-row groups nor of the 32-column panels.
+        var matrix = WithSpectrum(701, 515, values, 4);
+        var s = RandomizedSvd.OfRowBlocks(matrix.to_type(ScalarType.Float32), 16, 10, 2, new TorchSharp.torch.Generator(3), threads: 2).ToArray();
+        for (int i = 0; i < 16; i++)
+            Assert.True(Math.Abs(s[i] - values[i]) < 1e-4 * values[0], $"value {i}: {s[i]} vs {values[i]}");
+    }
+
+    [Fact]
+    public void The_row_block_route_is_as_close_to_the_optimal_rank_k_residual_as_the_product_route()
+    {
+        using var scope = NewDisposeScope();
+        // A slowly decaying spectrum: the leading subspace is hard to separate, so the residual tells the routes apart.
+        var values = Enumerable.Range(0, 300).Select(i => Math.Pow(0.99, i)).ToArray();
+        var matrix = WithSpectrum(900, 600, values, 5).to_type(ScalarType.Float32);
+        var exact = matrix.to_type(ScalarType.Float64);
+        double optimal = Math.Sqrt(values.Skip(16).Sum(v => v * v));
+        double Residual(SingularFactors svd)
+        {
+            var (a, b) = svd.Truncate(16, ScalarType.Float64);
+            return exact.sub(b.matmul(a)).norm().item<double>() / optimal;
+        }
+        double products = Residual(RandomizedSvd.Of(matrix, 16, 10, 2, new TorchSharp.torch.Generator(7)));
+        double rowBlocks = Residual(RandomizedSvd.OfRowBlocks(matrix, 16, 10, 2, new TorchSharp.torch.Generator(7), threads: 2));
+        Assert.True(rowBlocks <= products, $"residual / optimal: row blocks {rowBlocks}, products {products}");
+        Assert.True(rowBlocks < 1.01, $"residual / optimal {rowBlocks}");
+    }
+
+    [Fact]
+    public void The_row_block_route_gives_the_same_bytes_at_one_and_two_threads()
+    {
+        using var scope = NewDisposeScope();
+        var values = Enumerable.Range(0, 200).Select(i => Math.Pow(0.95, i)).ToArray();
+        var matrix = WithSpectrum(1000, 300, values, 6).to_type(ScalarType.Float32);
+        var one = RandomizedSvd.OfRowBlocks(matrix, 16, 10, 2, new TorchSharp.torch.Generator(9), threads: 1);
+        var two = RandomizedSvd.OfRowBlocks(matrix, 16, 10, 2, new TorchSharp.torch.Generator(9), threads: 2);
+        Assert.Equal(one.ToArray(), two.ToArray());
+        Assert.Equal(one.Left.data<double>().ToArray(), two.Left.data<double>().ToArray());
+        Assert.Equal(one.Right.data<double>().ToArray(), two.Right.data<double>().ToArray());
     }
 }
