@@ -30,9 +30,22 @@ public static class TorchRuntime
         if (OperatingSystem.IsWindows())
             return;
         string? policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
-        if (policy is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null && SetNativeVariable("OMP_WAIT_POLICY", "PASSIVE", overwrite: 0) == 0)
+        if (policy is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null && TrySetNative("OMP_WAIT_POLICY", "PASSIVE"))
             policy = "PASSIVE";
         OpenMpWaitPolicy = policy;
+    }
+
+    // A C library without setenv leaves the runtime's default: a slower merge, never a failure to load libtorch.
+    private static bool TrySetNative(string name, string value)
+    {
+        try
+        {
+            return SetNativeVariable(name, value, overwrite: 0) == 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
     }
 
     [DllImport("libc", EntryPoint = "setenv")]
