@@ -76,9 +76,9 @@ public static class RankClusterer
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
         {
-            double scaling = pool.Units[i].Scaling;
-            aFactors[i] = (flip[i] ? -1 : 1) * Math.Sqrt(Math.Abs(scaling));
-            bFactors[i] = Math.Sign(scaling) * aFactors[i];
+            int sign = flip[i] ? -1 : 1;
+            aFactors[i] = sign * pool.Units[i].AFactor;
+            bFactors[i] = sign * pool.Units[i].BFactor;
         }
         var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
         int[] order = ValueOrder(rows, n, width, bFactors, aFactors, outFeatures);

@@ -102,9 +102,11 @@ public sealed class Msu
         return folded;
     }
 
-    private double AFactor => Math.Sqrt(Math.Abs(Scaling));
+    /// <summary>The factor <see cref="FoldedA"/> scales A by.</summary>
+    internal double AFactor => Math.Sqrt(Math.Abs(Scaling));
 
-    private double BFactor => Math.Sign(Scaling) * AFactor;
+    /// <summary>The factor <see cref="FoldedB"/> scales B by.</summary>
+    internal double BFactor => Math.Sign(Scaling) * AFactor;
 
     private static double[] Scaled(float[] values, double factor)
     {
