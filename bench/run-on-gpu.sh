@@ -2,7 +2,8 @@
 # Runs the CUDA tests and the benchmarks on the GPU machine (after bench/prepare-gpu-run.sh).
 # usage: bench/run-on-gpu.sh gpu|cpu|lego|mole|peft|peft-cuda|peft-cpu   (phases, each well inside a 10-minute call; lego and mole re-time one
 #        benchmark alone; peft times every method beside PEFT's add_weighted_adapter on CUDA and the CPU, bench/peft-side-by-side/compare.py,
-#        without the CUDA tests; peft-cuda and peft-cpu do one device each, so that every method fits in its call's deadline)
+#        without the CUDA tests; peft-cuda and peft-cpu do one device each, so that every method fits in its call's deadline;
+#        METHODS=Lego,Cat,... limits a peft phase to those methods, so that one device's methods can be split over two calls)
 # Results go to $OUT (or ./gpu-results): the CUDA test log and markdown tables for docs/benchmarks.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,9 @@ if [[ "$phase" == peft* ]]; then
   devices=${phase#peft-}; [ "$devices" = peft ] && devices=cuda,cpu
   # The script stops starting work at its deadline and prints the table of what it measured.
   timeout 540 python3 bench/peft-side-by-side/compare.py --data /tmp/bench-data --bench .device/LoraLego.Bench/loralego-bench.dll --deadline 480 \
-    --devices "$devices" --our-timeout 90 > "$out/$phase-compare.md" 2> "$out/$phase-compare.log"
-  echo "compare.py exit $?" >> "$out/$phase-compare.log"
-  tail -n 40 "$out/$phase-compare.md"; tail -n 5 "$out/$phase-compare.log"
+    --devices "$devices" --our-timeout 90 ${METHODS:+--methods "$METHODS"} > "$out/$phase${METHODS:+-part}-compare.md" 2> "$out/$phase${METHODS:+-part}-compare.log"
+  echo "compare.py exit $?" >> "$out/$phase${METHODS:+-part}-compare.log"
+  tail -n 40 "$out/$phase${METHODS:+-part}-compare.md"; tail -n 5 "$out/$phase${METHODS:+-part}-compare.log"
   exit 0
 fi
 timeout 150 dotnet .device/LoraLego.Cuda.Tests/LoraLego.Cuda.Tests.dll > "$out/cuda-tests-$phase.log" 2>&1; echo "cuda tests exit $?" >> "$out/cuda-tests-$phase.log"

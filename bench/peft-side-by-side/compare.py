@@ -11,7 +11,10 @@ PEFT needs a model to wrap: a tree of torch.nn.Module with Llama's module names 
 uninitialised (torch.nn.utils.skip_init). PEFT's merges touch only the LoRA factors, so the base weights' values
 do not matter. Where a method is timed on fewer than 32 layers (--layers, --svd-layers: PEFT's svd forms take a
 dense SVD of every module, ~28 s per layer on 16 CPU cores) the adapters are cut to those layers and the time is
-scaled by 32 / layers; the table says so.
+scaled by 32 / layers; the table says so. With --svd-layers-cpu 0 (the default) PEFT's svd forms on the CPU are timed
+on single modules instead, one of each shape of layer 0 (q_proj for the four attention projections, gate_proj for
+gate and up, down_proj), scaled to the 224 modules: a whole layer of the trimming svd forms takes over 3 minutes
+there, so all of them would not fit one call.
 """
 import argparse
 import json
@@ -25,6 +28,8 @@ import traceback
 
 LAYERS = 32
 HIDDEN, INTERMEDIATE = 4096, 11008
+# Layer 0's modules that stand for every module of their shape, and how many modules of the model each stands for.
+SAMPLED_MODULES = {"q_proj": 4 * LAYERS, "gate_proj": 2 * LAYERS, "down_proj": LAYERS}
 # LoraLego's method names (Merge-Lora -Method) and PEFT's combination_type for the same merge.
 PEFT_NAMES = {
     "Linear": "linear", "Cat": "cat", "Svd": "svd", "Ties": "ties", "TiesSvd": "ties_svd",
@@ -48,7 +53,8 @@ def parse_args():
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--density", type=float, default=0.5, help="for the trimming methods, on both sides")
     p.add_argument("--layers-cpu", type=int, default=8, help="layers PEFT's non-svd merges are timed on, on the CPU")
-    p.add_argument("--svd-layers-cpu", type=int, default=1, help="layers PEFT's svd forms are timed on, on the CPU")
+    p.add_argument("--svd-layers-cpu", type=int, default=0,
+                   help="layers PEFT's svd forms are timed on, on the CPU; 0: one module of each shape, scaled to every module")
     p.add_argument("--layers-cuda", type=int, default=32)
     p.add_argument("--svd-layers-cuda", type=int, default=4)
     p.add_argument("--our-timeout", type=float, default=45, help="seconds one LoraLego merge may take before it is stopped")
@@ -151,47 +157,52 @@ def build_base(torch, layers, device):
     return CausalLM()
 
 
-def cut_adapters(dirs, layers, folder):
-    """Copies of the adapters with only their first `layers` layers (all of them for 32), task type cleared so
-    PEFT wraps the module tree with its plain PeftModel."""
+def cut_adapters(dirs, layers, folder, module=None):
+    """Copies of the adapters with only their first `layers` layers (all of them for 32), and only `module` where
+    one is named (its config then targets that module alone), task type cleared so PEFT wraps the module tree with
+    its plain PeftModel."""
     from safetensors.torch import load_file, save_file
     cut = []
     for i, d in enumerate(dirs):
-        target = os.path.join(folder, f"L{layers}", f"a{i}")
+        target = os.path.join(folder, f"L{layers}" + (f"-{module}" if module else ""), f"a{i}")
         cut.append(target)
         if os.path.exists(os.path.join(target, "adapter_config.json")):
             continue
         os.makedirs(target, exist_ok=True)
         tensors = load_file(os.path.join(d, "adapter_model.safetensors"))
-        keep = {k: v for k, v in tensors.items() if int(k.split(".layers.")[1].split(".")[0]) < layers}
+        keep = {k: v for k, v in tensors.items()
+                if int(k.split(".layers.")[1].split(".")[0]) < layers and (module is None or f".{module}." in k)}
         save_file(keep, os.path.join(target, "adapter_model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(d, "adapter_config.json")) as f:
             config = json.load(f)
         config["task_type"] = None
+        if module:
+            config["target_modules"] = [module]
         with open(os.path.join(target, "adapter_config.json"), "w") as f:
             json.dump(config, f)
     return cut
 
 
 class PeftSide:
-    """One PeftModel per (device, layer count), holding every adapter, built on first use."""
+    """One PeftModel per (device, layer count, module or None for all), holding every adapter, built on first use."""
 
     def __init__(self, args, dirs, folder):
         import torch
         self.torch, self.args, self.dirs, self.folder = torch, args, dirs, folder
         self.models = {}
 
-    def model(self, device, layers):
-        if (device, layers) not in self.models:
+    def model(self, device, layers, module=None):
+        if (device, layers, module) not in self.models:
             from peft import PeftModel
             started = time.monotonic()
-            cut = cut_adapters(self.dirs, layers, self.folder)
+            cut = cut_adapters(self.dirs, layers, self.folder, module)
             model = PeftModel.from_pretrained(build_base(self.torch, layers, device), cut[0], adapter_name="a0")
             for i, d in enumerate(cut[1:], start=1):
                 model.load_adapter(d, adapter_name=f"a{i}")
-            say(f"PEFT: {len(cut)} adapters on a {layers}-layer model on {device} loaded in {time.monotonic() - started:.1f} s")
-            self.models[(device, layers)] = model
-        return self.models[(device, layers)]
+            say(f"PEFT: {len(cut)} adapters on a {layers}-layer model ({module or 'every module'}) on {device} "
+                f"loaded in {time.monotonic() - started:.1f} s")
+            self.models[(device, layers, module)] = model
+        return self.models[(device, layers, module)]
 
     def release(self, device):
         for key in [k for k in self.models if k[0] == device]:
@@ -199,10 +210,11 @@ class PeftSide:
         if device == "cuda":
             self.torch.cuda.empty_cache()
 
-    def time(self, method, device, layers):
-        """(merge seconds, save seconds or None where the save failed), both for `layers` layers."""
+    def time(self, method, device, layers, module=None):
+        """(merge seconds, save seconds or None where the save failed), both for `layers` layers (of `module` alone
+        where one is named)."""
         torch, args = self.torch, self.args
-        model = self.model(device, layers)
+        model = self.model(device, layers, module)
         kind = PEFT_NAMES[method]
         options = {"combination_type": kind}
         if kind.endswith("svd"):
@@ -257,6 +269,16 @@ def print_row(method, device, our_seconds, our_note, peft_merge, peft_save, peft
     sys.stdout.flush()
 
 
+def sampled(side, method, device):
+    """PEFT's (merge, save) seconds for every module, from one module of each shape of layer 0, each timed alone."""
+    merge, save = 0.0, 0.0
+    for module, count in SAMPLED_MODULES.items():
+        m, sv = side.time(method, device, 1, module)
+        merge += m * count
+        save = None if save is None or sv is None else save + sv * count
+    return merge, save
+
+
 def main():
     args = parse_args()
     clock = Clock(args.deadline)
@@ -290,13 +312,17 @@ def main():
                 peft_note = "skipped (deadline)"
             else:
                 layers = getattr(args, ("svd_layers_" if PEFT_NAMES[method].endswith("svd") else "layers_") + device)
-                layers = max(1, min(LAYERS, layers))
                 try:
-                    merge, save = side.time(method, device, layers)
-                    scale = LAYERS / layers
-                    peft_merge, peft_save = merge * scale, None if save is None else save * scale
-                    if layers < LAYERS:
-                        peft_note = f"timed on {layers} of {LAYERS} layers, x{scale:g}"
+                    if layers <= 0:
+                        peft_merge, peft_save = sampled(side, method, device)
+                        peft_note = "timed on layer 0's q_proj, gate_proj and down_proj, scaled to the 224 modules"
+                    else:
+                        layers = min(LAYERS, layers)
+                        merge, save = side.time(method, device, layers)
+                        scale = LAYERS / layers
+                        peft_merge, peft_save = merge * scale, None if save is None else save * scale
+                        if layers < LAYERS:
+                            peft_note = f"timed on {layers} of {LAYERS} layers, x{scale:g}"
                 except Exception as e:
                     traceback.print_exc()
                     peft_note = f"failed: {type(e).__name__}: {str(e)[:120]}".replace("|", "/")
