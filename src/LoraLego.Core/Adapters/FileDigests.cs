@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 
@@ -86,14 +87,27 @@ internal static class FileDigests
             _lane = _lane.ContinueWith(_ => digest.RunUnlessClaimed(), CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default);
     }
 
+    // Read in 1 MiB pieces: SHA256.HashData(Stream) reads 4 KiB at a time, and those 150,000 reads of a 610 MiB
+    // merge cost a sixth of the hashing's CPU time (0.49 s against 0.43 s for the eight 7B adapters; SHA-256 alone is 0.36 s).
+    private const int ReadSize = 1 << 20;
+
     private static string Hash(FileVersion version)
     {
-        string digest;
-        using (var stream = File.OpenRead(version.Path))
-            digest = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = ArrayPool<byte>.Shared.Rent(ReadSize);
+        try
+        {
+            using (var handle = File.OpenHandle(version.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.SequentialScan))
+                for (long at = 0; RandomAccess.Read(handle, buffer.AsSpan(0, ReadSize), at) is var read and > 0; at += read)
+                    sha.AppendData(buffer, 0, read);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
         // A file rewritten while it was read has bytes of both versions: forget the digest so the next ask reads again.
         if (FileVersion.Of(version.Path) != version)
             Digests.TryRemove(version, out _);
-        return digest;
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 }
