@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Formats;
+using LoraLego.Core.Merging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -127,6 +128,39 @@ public class ErrorPolicyTests
         finally
         {
             Directory.Delete(parent, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void AMergeHoldsNoHandleAfterwardsAndRefusesAFileRewrittenWhileItsHandleIsKept()
+    {
+        string folder = Directory.CreateTempSubdirectory("loralego-kept").FullName;
+        try
+        {
+            foreach (var f in Directory.EnumerateFiles(Fixtures.Adapter("a")))
+                File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+            string file = Path.Combine(folder, PeftAdapterReader.ModelFileName);
+            var adapter = PeftAdapterReader.Read(folder);
+            var other = PeftAdapterReader.Read(Fixtures.Adapter("b"));
+            StandardMerge.Merge([new MergeInput(adapter), new MergeInput(other)], MergeMethod.Linear);
+            // An exclusive open fails while any handle of this process is on the file.
+            using (new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            {
+            }
+            var tensors = adapter.Modules.SelectMany(m => new[] { m.A, m.B }).ToList();
+            using (SafetensorsFile.KeepOpen(tensors.Select(t => t.SourceFile!)))
+            {
+                tensors[0].Load().Dispose();
+                // Rewritten in place, through the same inode the kept handle reads.
+                using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+                    stream.SetLength(stream.Length + 8);
+                var e = Assert.Throws<LoraException>(() => tensors[1].Load());
+                Assert.Equal("FileChanged", e.ErrorId);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
         }
     }
 
