@@ -66,12 +66,22 @@ public sealed class LoraModule
     /// <param name="kernel">The convolution kernel of the layer, for factors of a convolution held flattened.</param>
     public static LoraModule FromFactors(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut = false, SafetensorsDType? storeAs = null, ConvKernel? kernel = null)
     {
-        int rank = (int)a.shape[0];
         using var storedA = storeAs is { } d ? a.to_type(d.ToScalarType()) : a.alias();
         using var storedB = storeAs is { } e ? b.to_type(e.ToScalarType()) : b.alias();
-        return new LoraModule(key, rank, scaling * rank, false,
-            LoraTensor.FromTensor($"{key}.lora_A.weight", storedA),
-            LoraTensor.FromTensor($"{key}.lora_B.weight", storedB), fanInFanOut) { Kernel = kernel };
+        return Build(key, storedA, storedB, scaling, fanInFanOut, kernel, LoraTensor.FromTensor);
+    }
+
+    /// <summary>
+    /// Like <see cref="FromFactors"/> for factors already computed in the dtype to keep, contiguous on the CPU: the
+    /// module takes <paramref name="a"/> and <paramref name="b"/> over instead of copying them.
+    /// </summary>
+    internal static LoraModule Adopt(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut, ConvKernel? kernel) =>
+        Build(key, a, b, scaling, fanInFanOut, kernel, LoraTensor.Adopt);
+
+    private static LoraModule Build(string key, Tensor a, Tensor b, double scaling, bool fanInFanOut, ConvKernel? kernel, Func<string, Tensor, LoraTensor> keep)
+    {
+        int rank = (int)a.shape[0];
+        return new LoraModule(key, rank, scaling * rank, false, keep($"{key}.lora_A.weight", a), keep($"{key}.lora_B.weight", b), fanInFanOut) { Kernel = kernel };
     }
 
     /// <summary>The effective update scaling * B @ A, float32, shaped (out, in).</summary>

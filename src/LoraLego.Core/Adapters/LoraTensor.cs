@@ -33,6 +33,9 @@ public sealed class LoraTensor
     /// <summary>The file the bytes come from, or null for a tensor computed in memory.</summary>
     public string? SourcePath => _file?.Path;
 
+    /// <summary>The opened file the bytes come from, or null for a tensor computed in memory.</summary>
+    internal SafetensorsFile? SourceFile => _file;
+
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 
     /// <param name="shape">The shape to present the tensor in (a convolution factor flattened to a matrix); null keeps the file's.</param>
@@ -51,6 +54,13 @@ public sealed class LoraTensor
             kept.DetachFromDisposeScope();
         }
         return new LoraTensor(name, SafetensorsDTypes.FromScalarType(kept.dtype), kept.shape, null, kept);
+    }
+
+    /// <summary>Keeps <paramref name="value"/> itself, a contiguous CPU tensor that nothing else holds or changes, rather than a copy.</summary>
+    internal static LoraTensor Adopt(string name, Tensor value)
+    {
+        value.DetachFromDisposeScope();
+        return new LoraTensor(name, SafetensorsDTypes.FromScalarType(value.dtype), value.shape, null, value);
     }
 
     /// <summary>
@@ -86,22 +96,52 @@ public sealed class LoraTensor
     }
 
     /// <summary>
-    /// The stored bytes (<see cref="DType"/>, row-major) copied into <paramref name="destination"/>, checked as
-    /// <see cref="Load"/> checks them, without a tensor: a span loop reading many factors reuses one buffer.
+    /// The values to read, not to change, in the stored dtype; the caller disposes the tensor. An in-memory value is
+    /// shared rather than copied: an export writes each merged factor once, and a copy of it cost as much as the write.
     /// </summary>
-    internal void CopyStored(Span<byte> destination)
+    internal Tensor LoadShared() => _value?.alias() ?? Load();
+
+    /// <summary>
+    /// The stored bytes (<see cref="DType"/>, row-major) of <paramref name="factors"/>, one after the other, copied
+    /// into <paramref name="destination"/> and checked as <see cref="Load"/> checks them, without a tensor: a span loop
+    /// reading many factors reuses one buffer. Factors of one file are read together, so the factors a file stores
+    /// one after the other (a module's A and B) take one read.
+    /// </summary>
+    internal static void CopyStored(IReadOnlyList<LoraTensor> factors, Span<byte> destination)
     {
-        if (_file is null)
+        if (factors[0]._file is { } file && factors.All(f => f._file == file))
+            file.ReadBytes(factors.Select(f => f.Name).ToList(), destination);
+        else
         {
-            using var value = Load();
-            using var contiguous = value.contiguous();
-            contiguous.bytes.CopyTo(destination);
+            var rest = destination;
+            foreach (var factor in factors)
+            {
+                factor.CopyStored(rest);
+                rest = rest[checked((int)factor.ByteLength)..];
+            }
+        }
+        foreach (var factor in factors)
+        {
+            int length = checked((int)factor.ByteLength);
+            // A non-finite value is rare: Load reads the tensor again to throw its error, naming the file and the first such value.
+            if (factor._file is not null && FiniteCheck.AllFinite(destination[..length], factor.DType.ToScalarType()) == false)
+                factor.Load().Dispose();
+            destination = destination[length..];
+        }
+    }
+
+    private long ByteLength => ElementCount * DType.ElementSize();
+
+    private void CopyStored(Span<byte> destination)
+    {
+        if (_file is not null)
+        {
+            _file.ReadBytes([Name], destination);
             return;
         }
-        _file.ReadBytes(Name, destination);
-        // A non-finite value is rare: Load reads the tensor again to throw its error, naming the file and the first such value.
-        if (FiniteCheck.AllFinite(destination[..checked((int)(ElementCount * DType.ElementSize()))], DType.ToScalarType()) == false)
-            Load().Dispose();
+        using var value = Load();
+        using var contiguous = value.contiguous();
+        contiguous.bytes.CopyTo(destination);
     }
 
     /// <summary>A new float32 tensor on <paramref name="device"/> (CPU when null); the caller owns it.</summary>

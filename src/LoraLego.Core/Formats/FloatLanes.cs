@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace LoraLego.Core.Formats;
 
 /// <summary>
-/// Stored floating-point values (F16, BF16, F32) read into float32 and float32 written back, eight lanes at a time,
+/// Stored floating-point values (F16, BF16, F32) read into float32 and float32 written back, sixteen lanes at a time,
 /// with libtorch's results: widening is exact, narrowing rounds to nearest even (F16 as c10's fp16_ieee_from_fp32_value,
 /// overflow to infinity; BF16 by the rounding bias), so a span loop and a libtorch conversion give the same bytes.
 /// </summary>
@@ -16,83 +16,123 @@ public static class FloatLanes
     private static readonly float TwoTo112 = BitConverter.UInt32BitsToSingle(0x7780_0000);
     private static readonly float TwoToMinus110 = BitConverter.UInt32BitsToSingle(0x0880_0000);
 
-    /// <summary>The dtypes <see cref="AddScaled"/> reads and <see cref="Store"/> writes.</summary>
+    /// <summary>The dtypes <see cref="WeightedSum"/> reads and writes.</summary>
     public static bool Covers(SafetensorsDType dtype) => dtype is SafetensorsDType.F16 or SafetensorsDType.BF16 or SafetensorsDType.F32;
 
+    /// <summary>One input of <see cref="WeightedSum"/>: where its stored values begin in the buffer, their dtype, its weight.</summary>
+    public readonly record struct Term(int Offset, SafetensorsDType DType, float Weight);
+
     /// <summary>
-    /// accumulator[i] += (float)value[i] * weight, the product rounded to float32 before the sum (no fused
-    /// multiply-add, as libtorch's mul then sum). <paramref name="values"/> holds finite values only (F16's
-    /// exponent-31 patterns are not widened to infinity and NaN).
+    /// destination[i] = the sum over <paramref name="terms"/> of (float)value[i] * weight, stored as <paramref name="output"/>:
+    /// each product rounded to float32 (no fused multiply-add, as libtorch's mul then sum), added term after term from
+    /// zero, and the sum rounded once. Every term's <paramref name="count"/> values are summed in registers, 16 lanes at
+    /// a time, and the result is written once: no float32 accumulator goes back and forth through memory per term.
+    /// The stored values are finite (F16's exponent-31 patterns are not widened to infinity and NaN).
     /// </summary>
-    public static void AddScaled(ReadOnlySpan<byte> values, SafetensorsDType dtype, float weight, Span<float> accumulator)
+    public static void WeightedSum(ReadOnlySpan<byte> stored, ReadOnlySpan<Term> terms, int count, SafetensorsDType output, Span<byte> destination)
     {
-        switch (dtype)
+        foreach (var t in terms)
         {
-            case SafetensorsDType.F32:
-                AddScaled(MemoryMarshal.Cast<byte, float>(values), weight, accumulator);
-                break;
-            case SafetensorsDType.F16:
-                AddScaled16(MemoryMarshal.Cast<byte, ushort>(values), weight, accumulator, halfBits: true);
-                break;
-            case SafetensorsDType.BF16:
-                AddScaled16(MemoryMarshal.Cast<byte, ushort>(values), weight, accumulator, halfBits: false);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a dtype FloatLanes reads");
+            if (!Covers(t.DType))
+                throw new ArgumentOutOfRangeException(nameof(terms), t.DType, "not a dtype FloatLanes reads");
+            if (t.Offset < 0 || (long)t.Offset + (long)count * t.DType.ElementSize() > stored.Length)
+                throw new ArgumentOutOfRangeException(nameof(terms), t.Offset, "a term's values end past the stored bytes");
+        }
+        if (!Covers(output))
+            throw new ArgumentOutOfRangeException(nameof(output), output, "not a dtype FloatLanes writes");
+        if ((long)count * output.ElementSize() > destination.Length)
+            throw new ArgumentOutOfRangeException(nameof(destination), "the destination is shorter than the sum");
+        int i = Vector256.IsHardwareAccelerated ? SumLanes(stored, terms, count, output, destination) : 0;
+        for (; i < count; i++)
+        {
+            float sum = 0;
+            foreach (var t in terms)
+                sum += Value(stored, t, i) * t.Weight;
+            Store(sum, output, destination, i);
         }
     }
 
-    /// <summary>Writes <paramref name="values"/> into <paramref name="destination"/> as <paramref name="dtype"/>.</summary>
-    public static void Store(ReadOnlySpan<float> values, SafetensorsDType dtype, Span<byte> destination)
-    {
-        switch (dtype)
-        {
-            case SafetensorsDType.F32:
-                MemoryMarshal.AsBytes(values).CopyTo(destination);
-                break;
-            case SafetensorsDType.F16:
-                StoreHalf(values, MemoryMarshal.Cast<byte, ushort>(destination));
-                break;
-            case SafetensorsDType.BF16:
-                StoreBFloat16(values, MemoryMarshal.Cast<byte, ushort>(destination));
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a dtype FloatLanes writes");
-        }
-    }
-
+    // Returns how many values it summed: whole groups of 16.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AddScaled(ReadOnlySpan<float> values, float weight, Span<float> accumulator)
+    private static int SumLanes(ReadOnlySpan<byte> stored, ReadOnlySpan<Term> terms, int count, SafetensorsDType output, Span<byte> destination)
     {
+        ref byte source = ref MemoryMarshal.GetReference(stored);
+        ref byte target = ref MemoryMarshal.GetReference(destination);
         int i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        for (; i + 16 <= count; i += 16)
         {
-            var w = Vector256.Create(weight);
-            for (; i + 8 <= values.Length; i += 8)
-                (Vector256.Create(accumulator.Slice(i, 8)) + Vector256.Create(values.Slice(i, 8)) * w).CopyTo(accumulator.Slice(i, 8));
-        }
-        for (; i < values.Length; i++)
-            accumulator[i] += values[i] * weight;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AddScaled16(ReadOnlySpan<ushort> bits, float weight, Span<float> accumulator, bool halfBits)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var w = Vector256.Create(weight);
-            for (; i + 16 <= bits.Length; i += 16)
+            var low = Vector256<float>.Zero;
+            var high = Vector256<float>.Zero;
+            foreach (var t in terms)
             {
-                var (low, high) = Vector256.Widen(Vector256.Create(bits.Slice(i, 16)));
-                var accLow = accumulator.Slice(i, 8);
-                var accHigh = accumulator.Slice(i + 8, 8);
-                (Vector256.Create(accLow) + Widen(low, halfBits) * w).CopyTo(accLow);
-                (Vector256.Create(accHigh) + Widen(high, halfBits) * w).CopyTo(accHigh);
+                var (l, h) = Load16(ref Unsafe.Add(ref source, t.Offset), i, t.DType);
+                var w = Vector256.Create(t.Weight);
+                low += l * w;
+                high += h * w;
             }
+            Store16(low, high, output, ref target, i);
         }
-        for (; i < bits.Length; i++)
-            accumulator[i] += (halfBits ? (float)BitConverter.UInt16BitsToHalf(bits[i]) : BFloat16ToSingle(bits[i])) * weight;
+        return i;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float>, Vector256<float>) Load16(ref byte values, int i, SafetensorsDType dtype)
+    {
+        if (dtype == SafetensorsDType.F32)
+        {
+            ref float floats = ref Unsafe.As<byte, float>(ref values);
+            return (Vector256.LoadUnsafe(ref floats, (nuint)i), Vector256.LoadUnsafe(ref floats, (nuint)(i + 8)));
+        }
+        var (low, high) = Vector256.Widen(Vector256.LoadUnsafe(ref Unsafe.As<byte, ushort>(ref values), (nuint)i));
+        bool halfBits = dtype == SafetensorsDType.F16;
+        return (Widen(low, halfBits), Widen(high, halfBits));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store16(Vector256<float> low, Vector256<float> high, SafetensorsDType output, ref byte destination, int i)
+    {
+        switch (output)
+        {
+            case SafetensorsDType.F32:
+                ref float floats = ref Unsafe.As<byte, float>(ref destination);
+                low.StoreUnsafe(ref floats, (nuint)i);
+                high.StoreUnsafe(ref floats, (nuint)(i + 8));
+                break;
+            case SafetensorsDType.F16:
+                Vector256.Narrow(ToHalfBits(low), ToHalfBits(high)).StoreUnsafe(ref Unsafe.As<byte, ushort>(ref destination), (nuint)i);
+                break;
+            default:
+                Vector256.Narrow(ToBFloat16Bits(low), ToBFloat16Bits(high)).StoreUnsafe(ref Unsafe.As<byte, ushort>(ref destination), (nuint)i);
+                break;
+        }
+    }
+
+    private static float Value(ReadOnlySpan<byte> stored, Term t, int i)
+    {
+        var values = stored[t.Offset..];
+        return t.DType switch
+        {
+            SafetensorsDType.F32 => MemoryMarshal.Cast<byte, float>(values)[i],
+            SafetensorsDType.F16 => (float)BitConverter.UInt16BitsToHalf(MemoryMarshal.Cast<byte, ushort>(values)[i]),
+            _ => BitConverter.UInt32BitsToSingle((uint)MemoryMarshal.Cast<byte, ushort>(values)[i] << 16),
+        };
+    }
+
+    private static void Store(float value, SafetensorsDType output, Span<byte> destination, int i)
+    {
+        switch (output)
+        {
+            case SafetensorsDType.F32:
+                MemoryMarshal.Cast<byte, float>(destination)[i] = value;
+                break;
+            case SafetensorsDType.F16:
+                MemoryMarshal.Cast<byte, ushort>(destination)[i] = BitConverter.HalfToUInt16Bits((Half)value);
+                break;
+            default:
+                uint w = BitConverter.SingleToUInt32Bits(value);
+                MemoryMarshal.Cast<byte, ushort>(destination)[i] = float.IsNaN(value) ? (ushort)0x7FC0 : (ushort)((w + 0x7FFFu + ((w >> 16) & 1)) >> 16);
+                break;
+        }
     }
 
     // F16: the exponent and mantissa moved into float32's fields, then scaled by 2^(127-15): exact for normal and
@@ -105,19 +145,6 @@ public static class FloatLanes
         var sign = (bits & Vector256.Create(0x8000u)) << 16;
         var magnitude = ((bits & Vector256.Create(0x7FFFu)) << 13).AsSingle() * Vector256.Create(TwoTo112);
         return (magnitude.AsUInt32() | sign).AsSingle();
-    }
-
-    private static float BFloat16ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void StoreHalf(ReadOnlySpan<float> values, Span<ushort> bits)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-            for (; i + 16 <= values.Length; i += 16)
-                Vector256.Narrow(ToHalfBits(Vector256.Create(values.Slice(i, 8))), ToHalfBits(Vector256.Create(values.Slice(i + 8, 8)))).CopyTo(bits.Slice(i, 16));
-        for (; i < values.Length; i++)
-            bits[i] = BitConverter.HalfToUInt16Bits((Half)values[i]);
     }
 
     // c10's (and the FP16 library's) fp16_ieee_from_fp32_value: the float's magnitude is rounded at F16's precision by
@@ -137,13 +164,12 @@ public static class FloatLanes
         return (sign >> 16) | Vector256.ConditionalSelect(nan, Vector256.Create(0x7E00u), nonSign);
     }
 
-    private static void StoreBFloat16(ReadOnlySpan<float> values, Span<ushort> bits)
+    // BF16 by the rounding bias (nearest even), NaN as the quiet NaN 0x7FC0: c10's round_to_nearest_even.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> ToBFloat16Bits(Vector256<float> value)
     {
-        for (int i = 0; i < values.Length; i++)
-        {
-            float v = values[i];
-            uint w = BitConverter.SingleToUInt32Bits(v);
-            bits[i] = float.IsNaN(v) ? (ushort)0x7FC0 : (ushort)((w + 0x7FFFu + ((w >> 16) & 1)) >> 16);
-        }
+        var w = value.AsUInt32();
+        var rounded = (w + Vector256.Create(0x7FFFu) + ((w >> 16) & Vector256.Create(1u))) >> 16;
+        return Vector256.ConditionalSelect(Vector256.Equals(value, value).AsUInt32(), rounded, Vector256.Create(0x7FC0u));
     }
 }

@@ -55,7 +55,7 @@ public static class LoraFactors
 
     private static TorchSharp.torch.Tensor Shaped(LoraTensor factor, long[] shape)
     {
-        var loaded = factor.Load();
+        var loaded = factor.LoadShared();
         if (loaded.shape.SequenceEqual(shape))
             return loaded;
         using (loaded)

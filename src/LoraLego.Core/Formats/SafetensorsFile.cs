@@ -17,6 +17,9 @@ public sealed class SafetensorsFile : IDisposable
 
     private readonly Dictionary<string, SafetensorsEntry> _entries;
     private readonly DateTime _writeTime;
+    private readonly object _keepLock = new();
+    private SafeFileHandle? _kept;
+    private int _keepers;
     private volatile bool _disposed;
 
     private SafetensorsFile(string path, long dataStart, long fileLength, DateTime writeTime, Dictionary<string, SafetensorsEntry> entries, IReadOnlyDictionary<string, string> metadata)
@@ -189,9 +192,9 @@ public sealed class SafetensorsFile : IDisposable
     /// <remarks>
     /// The tensor's byte range is read straight into the tensor's memory (positioned reads, no map: a map per
     /// tensor cost a page fault per 4 KiB and a TLB shootdown on unmapping), and the file handle is released again
-    /// once it is read: an adapter object holds no handle on its file between reads, so the file can be replaced,
-    /// moved or deleted after a merge while the object lives on. A file that changed since it was opened (length
-    /// or write time) is refused rather than read.
+    /// once it is read (unless a <see cref="KeepOpen"/> scope holds it): an adapter object holds no handle on its
+    /// file between reads, so the file can be replaced, moved or deleted after a merge while the object lives on.
+    /// A file that changed since it was opened (length or write time) is refused rather than read.
     /// </remarks>
     public Tensor ReadTensor(string name)
     {
@@ -203,7 +206,7 @@ public sealed class SafetensorsFile : IDisposable
         try
         {
             using var handle = OpenUnchanged();
-            if (!TensorBytes.ReadInto(tensor, handle, DataStart + entry.Begin, entry.ByteLength))
+            if (!TensorBytes.ReadInto(tensor, handle.Handle, DataStart + entry.Begin, entry.ByteLength))
                 throw EndsPastFile(name);
             return tensor;
         }
@@ -217,18 +220,28 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Copies one tensor's stored bytes into <paramref name="destination"/> (at least its byte length), as
-    /// <see cref="ReadTensor"/> reads them, for span loops that need no tensor (and so no fresh memory per read).
+    /// Copies the stored bytes of the tensors <paramref name="names"/>, one after the other, into
+    /// <paramref name="destination"/> (at least their byte lengths together), as <see cref="ReadTensor"/> reads them,
+    /// for span loops that need no tensor (and so no fresh memory per read). Tensors that lie one after the other in
+    /// the file are read in one piece.
     /// </summary>
-    internal void ReadBytes(string name, Span<byte> destination)
+    internal void ReadBytes(IReadOnlyList<string> names, Span<byte> destination)
     {
-        var entry = this[name];
+        var entries = names.Select(n => this[n]).ToList();
         ObjectDisposedException.ThrowIf(_disposed, this);
         try
         {
             using var handle = OpenUnchanged();
-            if (!TensorBytes.ReadInto(destination[..checked((int)entry.ByteLength)], handle, DataStart + entry.Begin))
-                throw EndsPastFile(name);
+            for (int first = 0, next; first < entries.Count; first = next)
+            {
+                long end = entries[first].End;
+                for (next = first + 1; next < entries.Count && entries[next].Begin == end; next++)
+                    end = entries[next].End;
+                int length = checked((int)(end - entries[first].Begin));
+                if (!TensorBytes.ReadInto(destination[..length], handle.Handle, DataStart + entries[first].Begin))
+                    throw EndsPastFile(entries[next - 1].Name);
+                destination = destination[length..];
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -236,18 +249,80 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
-    private SafeFileHandle OpenUnchanged()
+    /// <summary>
+    /// Keeps one handle on each of <paramref name="files"/>, opened at its first read, until every scope taken is
+    /// disposed: a merge reads thousands of tensors, and opening the file for each cost an open, a close and a stat
+    /// more per read. Each read still refuses a file changed since it was imported, by its length and write time as
+    /// without a scope.
+    /// </summary>
+    internal static IDisposable KeepOpen(IEnumerable<SafetensorsFile> files)
     {
-        var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        if (RandomAccess.GetLength(handle) == FileLength && File.GetLastWriteTimeUtc(Path) == _writeTime)
+        var kept = files.Distinct().ToList();
+        foreach (var file in kept)
+            lock (file._keepLock)
+                file._keepers++;
+        return new KeepScope(kept);
+    }
+
+    private sealed class KeepScope(IReadOnlyList<SafetensorsFile> files) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0)
+                return;
+            foreach (var file in files)
+                lock (file._keepLock)
+                    if (--file._keepers == 0)
+                    {
+                        file._kept?.Dispose();
+                        file._kept = null;
+                    }
+        }
+    }
+
+    /// <summary>A handle to read through: the kept one (held by a reference until the read is done) or one of its own.</summary>
+    private readonly struct ReadHandle(SafeFileHandle handle, bool kept) : IDisposable
+    {
+        public SafeFileHandle Handle => handle;
+
+        public void Dispose()
+        {
+            if (kept)
+                handle.DangerousRelease();
+            else
+                handle.Dispose();
+        }
+    }
+
+    private ReadHandle OpenUnchanged()
+    {
+        var handle = Acquire();
+        if (RandomAccess.GetLength(handle.Handle) == FileLength && File.GetLastWriteTimeUtc(Path) == _writeTime)
             return handle;
         handle.Dispose();
         throw new LoraException(LoraErrorKind.InvalidData, Path, "the file changed after it was imported; import it again", errorId: "FileChanged");
     }
 
+    private ReadHandle Acquire()
+    {
+        lock (_keepLock)
+            if (_keepers > 0)
+            {
+                _kept ??= OpenRead();
+                bool added = false;
+                _kept.DangerousAddRef(ref added);
+                return new ReadHandle(_kept, kept: true);
+            }
+        return new ReadHandle(OpenRead(), kept: false);
+    }
+
+    private SafeFileHandle OpenRead() => File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+
     private LoraException EndsPastFile(string name) =>
         new(LoraErrorKind.InvalidData, Path, $"tensor '{name}' ends past the end of the file", errorId: "FileChanged");
 
-    /// <summary>Nothing is held between reads; after disposal reads are refused.</summary>
+    /// <summary>Nothing is held between reads outside a <see cref="KeepOpen"/> scope; after disposal reads are refused.</summary>
     public void Dispose() => _disposed = true;
 }

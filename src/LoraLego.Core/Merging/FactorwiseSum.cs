@@ -6,12 +6,13 @@ using static TorchSharp.torch;
 namespace LoraLego.Core.Merging;
 
 /// <summary>
-/// PEFT's linear (<see cref="FactorwiseMerge"/> with a plain weighted sum) on the CPU as span loops: each factor is read
-/// in its stored dtype, widened, scaled by sqrt(weight * scaling) and added into a float32 accumulator, and the sum is
-/// written once in the output dtype. Per module that is two reads a factor and two small tensors, where the libtorch
-/// form made a dozen calls a module, each waking libtorch's thread pool for a few hundred KiB. The bytes are libtorch's:
-/// products rounded to float32, added one adapter after the other from zero in input order (what libtorch's sum over
-/// the stacked adapters does below <see cref="MaxAdapters"/> + 1 of them), then rounded to the stored dtype.
+/// PEFT's linear (<see cref="FactorwiseMerge"/> with a plain weighted sum) on the CPU as span loops: each adapter's A
+/// and B are read in their stored dtype into one buffer, then each factor's weighted sum over the adapters is computed
+/// in registers (<see cref="FloatLanes.WeightedSum"/>) straight into the merged module's tensor, which the module keeps
+/// without a copy. Per module that is one read per adapter and two tensors, where the libtorch form made a dozen calls
+/// a module, each waking libtorch's thread pool for a few hundred KiB. The bytes are libtorch's: products rounded to
+/// float32, added one adapter after the other from zero in input order (what libtorch's sum over the stacked adapters
+/// does below <see cref="MaxAdapters"/> + 1 of them), then rounded to the stored dtype.
 /// </summary>
 internal static class FactorwiseSum
 {
@@ -24,7 +25,8 @@ internal static class FactorwiseSum
         combiner.IsWeightedSum && device.type == TorchSharp.DeviceType.CPU
         && present.Count is > 0 and <= MaxAdapters
         && (storeAs is not { } d || FloatLanes.Covers(d))
-        && present.All(p => p.Module.Rank == present[0].Module.Rank && Readable(p.Module.A) && Readable(p.Module.B));
+        && present.All(p => p.Module.Rank == present[0].Module.Rank && Readable(p.Module.A) && Readable(p.Module.B))
+        && present.Sum(p => StoredBytes(p.Module)) <= Array.MaxLength;
 
     // libtorch's sum runs over whole blocks of 4 vectors (32 floats with AVX2, 64 with AVX-512) adapter after adapter,
     // but over the columns past the last block in 4 interleaved partial sums; factors of whole blocks (every Llama,
@@ -34,41 +36,46 @@ internal static class FactorwiseSum
     private static bool Readable(LoraTensor factor) =>
         FloatLanes.Covers(factor.DType) && factor.ElementCount % SumBlock == 0 && factor.ElementCount <= int.MaxValue / sizeof(float);
 
+    private static long StoredBytes(LoraModule module) => module.A.ElementCount * module.A.DType.ElementSize() + module.B.ElementCount * module.B.DType.ElementSize();
+
     public static LoraModule Merge(string key, IReadOnlyList<(MergeInput Input, LoraModule Module)> present, SafetensorsDType? storeAs)
     {
-        // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
-        var weights = present.Select(p => (float)Math.Sqrt(p.Input.Weight * p.Module.Scaling)).ToList();
         var output = storeAs ?? SafetensorsDType.F32;
         var first = present[0].Module;
-        using var a = Sum(present.Select(p => p.Module.A).ToList(), weights, output);
-        using var b = Sum(present.Select(p => p.Module.B).ToList(), weights, output);
-        return LoraModule.FromFactors(key, a, b, 1.0, first.FanInFanOut, storeAs, first.Kernel);
-    }
-
-    private static Tensor Sum(IReadOnlyList<LoraTensor> factors, IReadOnlyList<float> weights, SafetensorsDType output)
-    {
-        int count = (int)factors[0].ElementCount;
-        var accumulator = ArrayPool<float>.Shared.Rent(count);
-        // One buffer for every factor's stored bytes: reading each into a fresh tensor cost page faults on new memory.
-        var stored = ArrayPool<byte>.Shared.Rent(count * factors.Max(f => f.DType.ElementSize()));
+        // One buffer for every adapter's stored bytes, A then B as files store a module's factors, so that one read
+        // takes both; reading each into a fresh tensor cost page faults on new memory.
+        var stored = ArrayPool<byte>.Shared.Rent(checked((int)present.Sum(p => StoredBytes(p.Module))));
         try
         {
-            var sum = accumulator.AsSpan(0, count);
-            sum.Clear();
-            for (int i = 0; i < factors.Count; i++)
+            var aTerms = new FloatLanes.Term[present.Count];
+            var bTerms = new FloatLanes.Term[present.Count];
+            int at = 0;
+            for (int i = 0; i < present.Count; i++)
             {
-                var bytes = stored.AsSpan(0, count * factors[i].DType.ElementSize());
-                factors[i].CopyStored(bytes);
-                FloatLanes.AddScaled(bytes, factors[i].DType, weights[i], sum);
+                var module = present[i].Module;
+                // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
+                float weight = (float)Math.Sqrt(present[i].Input.Weight * module.Scaling);
+                int aBytes = (int)(module.A.ElementCount * module.A.DType.ElementSize());
+                int bytes = (int)StoredBytes(module);
+                LoraTensor.CopyStored([module.A, module.B], stored.AsSpan(at, bytes));
+                aTerms[i] = new FloatLanes.Term(at, module.A.DType, weight);
+                bTerms[i] = new FloatLanes.Term(at + aBytes, module.B.DType, weight);
+                at += bytes;
             }
-            var result = empty(factors[0].Shape, output.ToScalarType());
-            FloatLanes.Store(sum, output, result.bytes);
-            return result;
+            var a = Sum(stored, aTerms, first.A.Shape, output);
+            var b = Sum(stored, bTerms, first.B.Shape, output);
+            return LoraModule.Adopt(key, a, b, 1.0, first.FanInFanOut, first.Kernel);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(stored);
-            ArrayPool<float>.Shared.Return(accumulator);
         }
+    }
+
+    private static Tensor Sum(byte[] stored, FloatLanes.Term[] terms, long[] shape, SafetensorsDType output)
+    {
+        var result = empty(shape, output.ToScalarType());
+        FloatLanes.WeightedSum(stored, terms, (int)result.numel(), output, result.bytes);
+        return result;
     }
 }

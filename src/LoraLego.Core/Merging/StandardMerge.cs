@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
@@ -56,6 +57,9 @@ public static class StandardMerge
         var storeAs = MergeInput.StorageDType(inputs);
         var merged = new List<LoraModule>(keys.Count);
         using var workspace = new CombinationWorkspace();
+        // One handle per input file for the whole merge instead of one per tensor read.
+        using var open = SafetensorsFile.KeepOpen(inputs.SelectMany(i => i.Adapter.Modules).SelectMany(m => new[] { m.A, m.B })
+            .Select(f => f.SourceFile).OfType<SafetensorsFile>());
         for (int i = 0; i < keys.Count; i++)
         {
             options.CancellationToken.ThrowIfCancellationRequested();

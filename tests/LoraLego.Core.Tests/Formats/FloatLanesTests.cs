@@ -32,7 +32,8 @@ public class FloatLanesTests
         using var source = tensor(values);
         using var expected = source.to_type(dtype.ToScalarType());
         var stored = new byte[values.Length * dtype.ElementSize()];
-        FloatLanes.Store(values, dtype, stored);
+        // One float32 term of weight 1: the sum is the value itself, so only the rounding to dtype is left.
+        FloatLanes.WeightedSum(MemoryMarshal.AsBytes(values.AsSpan()), [new FloatLanes.Term(0, SafetensorsDType.F32, 1)], values.Length, dtype, stored);
         Assert.Equal(expected.bytes.ToArray(), stored);
     }
 
@@ -40,16 +41,28 @@ public class FloatLanesTests
     [InlineData(SafetensorsDType.F16)]
     [InlineData(SafetensorsDType.BF16)]
     [InlineData(SafetensorsDType.F32)]
-    public void Adding_scaled_values_is_libtorchs_multiply_then_add(SafetensorsDType dtype)
+    public void A_weighted_sum_is_libtorchs_multiply_then_add_from_zero(SafetensorsDType output)
     {
-        var start = Values(2).Select(v => v * 1e-3f).Take(50_001).ToArray();
-        using var stored = tensor(Values(3).Take(start.Length).ToArray()).to_type(dtype.ToScalarType());
-        // Only finite stored values are read (the reads refuse the rest before this runs).
-        using var finite = stored.nan_to_num(0, 0, 0);
-        const float weight = 0.7071f;
-        using var expected = tensor(start).add(finite.to_type(ScalarType.Float32).mul(weight));
-        var accumulator = (float[])start.Clone();
-        FloatLanes.AddScaled(finite.bytes, dtype, weight, accumulator);
-        Assert.Equal(expected.bytes.ToArray(), MemoryMarshal.AsBytes(accumulator.AsSpan()).ToArray());
+        const int count = 50_001;
+        // Terms of every stored dtype, mixed, with scales that keep some sums finite and push others past F16's range.
+        var dtypes = new[] { SafetensorsDType.F16, SafetensorsDType.BF16, SafetensorsDType.F32, SafetensorsDType.F16 };
+        var weights = new[] { 0.7071f, 1.3f, 0.01f, 2.5f };
+        var stored = new List<byte>();
+        var terms = new List<FloatLanes.Term>();
+        using var expected = zeros(count);
+        for (int i = 0; i < dtypes.Length; i++)
+        {
+            using var values = tensor(Values(3 + i).Take(count).ToArray()).to_type(dtypes[i].ToScalarType());
+            // Only finite stored values are read (the reads refuse the rest before this runs).
+            using var finite = values.nan_to_num(0, 0, 0);
+            using var product = finite.to_type(ScalarType.Float32).mul(weights[i]);
+            expected.add_(product);
+            terms.Add(new FloatLanes.Term(stored.Count, dtypes[i], weights[i]));
+            stored.AddRange(finite.bytes.ToArray());
+        }
+        using var rounded = expected.to_type(output.ToScalarType());
+        var result = new byte[count * output.ElementSize()];
+        FloatLanes.WeightedSum(stored.ToArray(), terms.ToArray(), count, output, result);
+        Assert.Equal(rounded.bytes.ToArray(), result);
     }
 }

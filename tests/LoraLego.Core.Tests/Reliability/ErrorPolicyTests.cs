@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Formats;
+using LoraLego.Core.Merging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -131,19 +132,42 @@ public class ErrorPolicyTests
     }
 
     [Fact]
-    public void ReadingATensorHoldsNoHandleAfterwards()
+    public void AMergeHoldsNoHandleAfterwardsAndRefusesAFileRewrittenWhileItsHandleIsKept()
     {
-        string folder = Directory.CreateTempSubdirectory("loralego-handle").FullName;
+        string folder = CopyOfAdapter("a");
         try
         {
-            foreach (var f in Directory.EnumerateFiles(Fixtures.Adapter("a")))
-                File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+            string file = Path.Combine(folder, PeftAdapterReader.ModelFileName);
+            var adapter = PeftAdapterReader.Read(folder);
+            var other = PeftAdapterReader.Read(Fixtures.Adapter("b"));
+            StandardMerge.Merge([new MergeInput(adapter), new MergeInput(other)], MergeMethod.Linear);
+            AssertNoHandleOn(file);
+            var tensors = adapter.Modules.SelectMany(m => new[] { m.A, m.B }).ToList();
+            using (SafetensorsFile.KeepOpen(tensors.Select(t => t.SourceFile!)))
+            {
+                tensors[0].Load().Dispose();
+                // Rewritten in place, through the same inode the kept handle reads.
+                using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+                    stream.SetLength(stream.Length + 8);
+                var e = Assert.Throws<LoraException>(() => tensors[1].Load());
+                Assert.Equal("FileChanged", e.ErrorId);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ReadingATensorHoldsNoHandleAfterwards()
+    {
+        string folder = CopyOfAdapter("a");
+        try
+        {
             var adapter = PeftAdapterReader.Read(folder);
             adapter.Modules[0].A.Load().Dispose();
-            // An exclusive open fails while any handle (or map) of this process is on the file.
-            using (new FileStream(Path.Combine(folder, PeftAdapterReader.ModelFileName), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
-            {
-            }
+            AssertNoHandleOn(Path.Combine(folder, PeftAdapterReader.ModelFileName));
             File.Copy(Path.Combine(Fixtures.Adapter("c"), PeftAdapterReader.ModelFileName), Path.Combine(folder, PeftAdapterReader.ModelFileName), overwrite: true);
             File.SetLastWriteTimeUtc(Path.Combine(folder, PeftAdapterReader.ModelFileName), DateTime.UtcNow.AddMinutes(1));
             var e = Assert.Throws<LoraException>(() => adapter.Modules[0].A.Load());
@@ -152,6 +176,22 @@ public class ErrorPolicyTests
         finally
         {
             Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static string CopyOfAdapter(string name)
+    {
+        string folder = Directory.CreateTempSubdirectory("loralego-handle").FullName;
+        foreach (var f in Directory.EnumerateFiles(Fixtures.Adapter(name)))
+            File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        return folder;
+    }
+
+    // An exclusive open fails while any handle (or map) of this process is on the file.
+    private static void AssertNoHandleOn(string file)
+    {
+        using (new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
         }
     }
 }
