@@ -21,14 +21,18 @@ public static class RankClusterer
     /// <param name="options">k, k-means settings, space and norm; null for the defaults.</param>
     /// <param name="device">A resolved torch device; null resolves <see cref="RankClusterOptions.Device"/>.</param>
     /// <param name="verbose">Told when a CUDA request falls back to the CPU.</param>
-    public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null)
+    public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null) =>
+        Cluster(pool, options, device, verbose, new ClusterWorkspace());
+
+    /// <summary>As the public overload, the rows widened into <paramref name="workspace"/>, which a merge reuses for every module.</summary>
+    internal static RankCluster Cluster(MsuPool pool, RankClusterOptions? options, Device? device, Action<string>? verbose, ClusterWorkspace workspace)
     {
         options ??= new RankClusterOptions();
         options.Validate();
         device ??= DeviceSelector.Resolve(options.Device, verbose);
         int requestedK = options.K ?? pool.Count;
         using var scope = NewDisposeScope();
-        var (units, members, memberNorms) = Canonical(pool, device, options.Norm);
+        var (units, members, memberNorms) = Canonical(pool, device, options.Norm, workspace);
         int n = units.Count;
         if (n <= requestedK)
         {
@@ -55,23 +59,23 @@ public static class RankClusterer
     {
         options ??= new RankClusterOptions();
         var device = DeviceSelector.Resolve(options.Device, verbose);
+        var workspace = new ClusterWorkspace();
         foreach (var pool in MsuPool.FromUnits(units))
-            yield return Cluster(pool, options, device, verbose);
+            yield return Cluster(pool, options, device, verbose, workspace);
     }
 
     // Every unit as its folded vector [sign(s) sqrt|s| b; sqrt|s| a] (Msu.Folded), turned to its
-    // canonical sign (SignCanonicalizer) and sorted by value, as the rows of one float64 tensor:
-    // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
-    // indices, so the same points in another order would be seeded differently). The whole module
-    // is converted to float64 once (exact for every stored dtype); the permutation and the folding
-    // (one exact multiplication by one factor per row and part) are one pass in place.
-    private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
+    // canonical sign (SignCanonicalizer) and sorted by value, as float64 rows: sorting makes the
+    // result independent of the order of ranks and of inputs (k-means++ draws indices, so the same
+    // points in another order would be seeded differently). The whole module is widened to float64
+    // once (exact for every stored dtype); the permutation and the folding (one exact
+    // multiplication by one factor per row and part) are one pass in place.
+    private static (List<Msu> Units, MemberRows Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm, ClusterWorkspace workspace)
     {
         int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
-        Tensor members;
-        using (var raw = pool.Rows())
-            members = raw.to_type(ScalarType.Float64).contiguous();
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members, pool.Units, outFeatures);
+        var members = new MemberRows(workspace.Rows(n * width), n, width);
+        pool.WidenRows(members.Values);
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members.Values, width, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -80,17 +84,16 @@ public static class RankClusterer
             aFactors[i] = sign * pool.Units[i].AFactor;
             bFactors[i] = sign * pool.Units[i].BFactor;
         }
-        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
-        int[] order = ValueOrder(rows, n, width, bFactors, aFactors, outFeatures);
-        PermuteAndFold(rows, width, outFeatures, order, bFactors, aFactors);
+        int[] order = ValueOrder(members.Values, n, width, bFactors, aFactors, outFeatures);
+        PermuteAndFold(members.Values, width, outFeatures, order, bFactors, aFactors);
         if (device.type != DeviceType.CPU)
-            members = members.to(device);
+            members.MoveTo(device);
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
         // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
         // once, as the largest of the rounded products is.
         double[] memberNorms = norm == UnitNorm.LInfinity
             ? order.Select(i => Math.Abs((at[i] < outFeatures ? bFactors[i] : aFactors[i]) * entries[i])).ToArray()
-            : TensorBytes.ToArray<double>(linalg.vector_norm(members, 2, dims: [1]));
+            : TensorBytes.ToArray<double>(linalg.vector_norm(members.OnDevice ?? members.ToTensor(), 2, dims: [1]));
         return (units, members, memberNorms);
     }
 
@@ -171,13 +174,13 @@ public static class RankClusterer
     // The Gram matrix of the points in the clustering space. The normalised space's is assembled
     // from the Gram matrices of the b and a parts, so the normalised vectors are never formed:
     // [b_i/|b_i|; a_i/|a_i|] . [b_j/|b_j|; a_j/|a_j|] = b_i.b_j / (|b_i| |b_j|) + a_i.a_j / (|a_i| |a_j|).
-    private static double[] SpaceGram(Tensor members, int outFeatures, ClusteringSpace space)
+    private static double[] SpaceGram(MemberRows members, int outFeatures, ClusteringSpace space)
     {
         if (space == ClusteringSpace.Raw)
-            return KMeans.GramOf(members);
-        int n = (int)members.shape[0];
-        var gram = Normalised(KMeans.GramOf(members, 0, outFeatures), n);
-        var aGram = Normalised(KMeans.GramOf(members, outFeatures), n);
+            return members.Gram();
+        int n = members.Count;
+        var gram = Normalised(members.Gram(0, outFeatures), n);
+        var aGram = Normalised(members.Gram(outFeatures), n);
         for (int i = 0; i < gram.Length; i++)
             gram[i] += aGram[i];
         return gram;
@@ -222,7 +225,7 @@ public static class RankClusterer
         return (Array.ConvertAll(assignments, a => renumber[a]), k - used.Length);
     }
 
-    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<Msu> units, Tensor members,
+    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<Msu> units, MemberRows members,
         double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
@@ -239,15 +242,15 @@ public static class RankClusterer
     // member in their order, one fused multiply-add by 1/m_j each, the additions the dense product
     // (mean weights) x members makes where its weights are not zero, without its k x n zeros.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float[] Centroids(Tensor members, int[] assignments, int k)
+    private static float[] Centroids(MemberRows members, int[] assignments, int k)
     {
-        if (members.device_type != DeviceType.CPU)
+        if (members.OnDevice is { } onDevice)
         {
-            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, assignments.Length], device: members.device).matmul(members).to_type(ScalarType.Float32);
+            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, assignments.Length], device: onDevice.device).matmul(onDevice).to_type(ScalarType.Float32);
             return TensorBytes.ToArray<float>(means);
         }
-        int n = assignments.Length, width = (int)members.shape[1];
-        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
+        int n = assignments.Length, width = members.Width;
+        var rows = members.Values;
         var sizes = new int[k];
         foreach (int a in assignments)
             sizes[a]++;

@@ -1,4 +1,7 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Units;
@@ -47,6 +50,46 @@ internal sealed class ModuleUnits
         var a = Module.A.Load();
         var b = Module.B.Load();
         return cat([b.t(), a], 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The rows of <see cref="Rows"/> widened to float64 into <paramref name="rows"/> (rank rows of
+    /// <paramref name="width"/> = out + in values), the stored bytes read into pooled buffers and widened
+    /// there, so that a merge reading module after module touches no fresh memory. Dtypes
+    /// <see cref="FloatLanes"/> does not read go through <see cref="Rows"/>.
+    /// </summary>
+    public void WidenRows(Span<double> rows, int width)
+    {
+        LoraTensor a = Module.A, b = Module.B;
+        int rank = Module.Rank, inFeatures = (int)Module.InFeatures, outFeatures = (int)Module.OutFeatures;
+        if (!FloatLanes.Covers(a.DType) || !FloatLanes.Covers(b.DType))
+        {
+            using var stored = Rows();
+            using var wide = stored.to_type(ScalarType.Float64).contiguous();
+            MemoryMarshal.Cast<byte, double>(wide.bytes).CopyTo(rows);
+            return;
+        }
+        var bytes = ArrayPool<byte>.Shared.Rent(checked((int)Math.Max(a.ElementCount * a.DType.ElementSize(), b.ElementCount * b.DType.ElementSize())));
+        var column = ArrayPool<double>.Shared.Rent(outFeatures * rank);
+        try
+        {
+            int size = a.DType.ElementSize();
+            a.CopyStored(bytes);
+            for (int r = 0; r < rank; r++)
+                FloatLanes.Widen(bytes.AsSpan(r * inFeatures * size, inFeatures * size), a.DType, rows.Slice(r * width + outFeatures, inFeatures));
+            b.CopyStored(bytes);
+            var wideB = column.AsSpan(0, outFeatures * rank);
+            FloatLanes.Widen(bytes.AsSpan(0, outFeatures * rank * b.DType.ElementSize()), b.DType, wideB);
+            // B is out x rank: its column r is row r's first part.
+            for (int o = 0; o < outFeatures; o++)
+                for (int r = 0; r < rank; r++)
+                    rows[r * width + o] = wideB[o * rank + r];
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(column);
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
     }
 
     // Row i of A and column i of B.
