@@ -99,6 +99,7 @@ public static class RankClusterer
 
     // Row r becomes row order[r], folded (B part times its bFactor, A part times its aFactor), in
     // place: each cycle of the permutation moves through one spare row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PermuteAndFold(Span<double> rows, int width, int outFeatures, int[] order, double[] bFactors, double[] aFactors)
     {
         var placed = new bool[order.Length];
@@ -139,6 +140,7 @@ public static class RankClusterer
     // folded as the members are (one double product). Rows nearly always differ within their
     // first entries, so the products are formed only as far as a comparison reads. A binary
     // insertion sort, inserting after equal rows, keeps it stable.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int[] ValueOrder(ReadOnlySpan<double> values, int n, int width, double[] bFactors, double[] aFactors, int outFeatures)
     {
         var order = new int[n];
@@ -159,6 +161,7 @@ public static class RankClusterer
         return order;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Compare(ReadOnlySpan<double> values, int width, double[] bFactors, double[] aFactors, int outFeatures, int x, int y)
     {
         for (int c = 0; c < width; c++)
@@ -187,6 +190,7 @@ public static class RankClusterer
     }
 
     // G_ij / (|x_i| |x_j|): the Gram matrix of the rows scaled to unit length; a zero row stays zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double[] Normalised(double[] gram, int n)
     {
         var inverseNorms = new double[n];

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Clustering;
@@ -116,15 +117,17 @@ public static class LegoMerge
     /// <param name="options">Reweighting and target; the clustering choices come from the cluster.</param>
     /// <param name="verbose">Told the module's k, inertia and reweighting factors.</param>
     /// <param name="adapterCount">N, which <see cref="LegoTarget.Mean"/> divides by: the adapters of the whole merge; null for those of this module.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static LoraModule BuildModule(RankCluster cluster, LegoOptions? options = null, Action<string>? verbose = null, int? adapterCount = null)
     {
         options ??= new LegoOptions();
         int k = cluster.K;
         double share = options.Target == LegoTarget.Mean ? 1.0 / (adapterCount ?? cluster.Adapters.Count) : 1.0;
         var factors = new double[k];
+        var centroid = new double[cluster.OutFeatures + cluster.InFeatures];
         for (int j = 0; j < k; j++)
         {
-            double rho = options.ParameterReweight ? NormRatio(cluster, j) : 1.0;
+            double rho = options.ParameterReweight ? NormRatio(cluster, j, centroid) : 1.0;
             factors[j] = rho * Math.Sqrt(cluster.ClusterSizes[j] * share);
         }
         double scaling = options.OutputReweight ? Math.Sqrt(cluster.MeanInputRank / k) : 1.0;
@@ -147,10 +150,11 @@ public static class LegoMerge
     }
 
     // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
-    private static double NormRatio(RankCluster cluster, int j)
+    // The centroid is widened into a buffer the module's clusters share.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double NormRatio(RankCluster cluster, int j, double[] centroid)
     {
         float[] b = cluster.CentroidB[j], a = cluster.CentroidA[j];
-        var centroid = new double[b.Length + a.Length];
         for (int i = 0; i < b.Length; i++)
             centroid[i] = b[i];
         for (int i = 0; i < a.Length; i++)

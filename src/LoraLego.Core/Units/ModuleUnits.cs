@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Formats;
@@ -58,6 +59,7 @@ internal sealed class ModuleUnits
     /// there, so that a merge reading module after module touches no fresh memory. Dtypes
     /// <see cref="FloatLanes"/> does not read go through <see cref="Rows"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void WidenRows(Span<double> rows, int width)
     {
         LoraTensor a = Module.A, b = Module.B;
@@ -80,16 +82,35 @@ internal sealed class ModuleUnits
             b.CopyStored(bytes);
             var wideB = column.AsSpan(0, outFeatures * rank);
             FloatLanes.Widen(bytes.AsSpan(0, outFeatures * rank * b.DType.ElementSize()), b.DType, wideB);
-            // B is out x rank: its column r is row r's first part.
-            for (int o = 0; o < outFeatures; o++)
-                for (int r = 0; r < rank; r++)
-                    rows[r * width + o] = wideB[o * rank + r];
+            Transpose(wideB, outFeatures, rank, rows, width);
         }
         finally
         {
             ArrayPool<double>.Shared.Return(column);
             ArrayPool<byte>.Shared.Return(bytes);
         }
+    }
+
+    // B (out x rank) into the rows' first parts: column r of B is row r's first out values. Eight
+    // rows of B at a time (8 x rank values, a few cache lines) are written as runs of eight per row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose(ReadOnlySpan<double> b, int outFeatures, int rank, Span<double> rows, int width)
+    {
+        const int Run = 8;
+        int o = 0;
+        for (; o + Run <= outFeatures; o += Run)
+        {
+            var block = b.Slice(o * rank, Run * rank);
+            for (int r = 0; r < rank; r++)
+            {
+                var run = rows.Slice(r * width + o, Run);
+                for (int i = 0; i < Run; i++)
+                    run[i] = block[i * rank + r];
+            }
+        }
+        for (; o < outFeatures; o++)
+            for (int r = 0; r < rank; r++)
+                rows[r * width + o] = b[o * rank + r];
     }
 
     // Row i of A and column i of B.

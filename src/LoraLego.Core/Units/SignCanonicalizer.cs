@@ -37,6 +37,7 @@ public static class SignCanonicalizer
     }
 
     /// <summary>As <see cref="LargestEntries(Tensor, IReadOnlyList{Msu}, int)"/>, of float64 rows of <paramref name="width"/> values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(ReadOnlySpan<double> all, int width, IReadOnlyList<Msu> units, int outFeatures)
     {
         var negative = new bool[units.Count];
