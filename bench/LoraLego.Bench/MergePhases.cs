@@ -31,10 +31,7 @@ public static class MergePhases
         Time("read (separate pass)", () =>
         {
             foreach (var pool in pools)
-            {
-                int length = pool.Count * (pool.OutFeatures + pool.InFeatures);
-                pool.WidenRows(workspace.Rows(length).AsSpan(0, length));
-            }
+                workspace.Rows(pool);
         });
         foreach (var pool in pools)
         {

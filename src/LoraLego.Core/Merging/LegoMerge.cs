@@ -76,7 +76,7 @@ public static class LegoMerge
         var filter = new ModuleFilter(options.ModuleFilter);
         int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
         var workspace = new ClusterWorkspace();
-        var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter, read: false)
+        var clusters = workspace.ReadAhead(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false))
             .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose, workspace));
         // The record names the inputs' digests, which are hashed while the modules are clustered.
         JsonObject Recorded() => Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
