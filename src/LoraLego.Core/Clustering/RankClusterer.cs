@@ -1,3 +1,4 @@
+using System.Buffers;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
@@ -232,46 +233,67 @@ public static class RankClusterer
         double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
-        int width = pool.OutFeatures + pool.InFeatures;
-        float[] flat = Centroids(members, assignments, k);
-        float[][] Part(int offset, int length) =>
-            Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
-        return new RankCluster(pool.ModuleKey, requestedK, units, assignments,
-            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures), memberNorms,
+        var (centroidA, centroidB) = Centroids(members, assignments, k, pool.OutFeatures);
+        return new RankCluster(pool.ModuleKey, requestedK, units, assignments, centroidA, centroidB, memberNorms,
             inertia, iterations, history, options, pool.MeanInputRank, message);
     }
 
-    // The members' means, k x width, rounded to float32. On the CPU each mean is summed member by
-    // member in their order, one fused multiply-add by 1/m_j each, the additions the dense product
-    // (mean weights) x members makes where its weights are not zero, without its k x n zeros.
+    // The members' means rounded to float32, as each centroid's A and B parts. On the CPU each mean
+    // is summed member by member in their order, one fused multiply-add by 1/m_j each, the additions
+    // the dense product (mean weights) x members makes where its weights are not zero, without its
+    // k x n zeros, into a pooled buffer (a fresh one per module is a large-object allocation).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float[] Centroids(MemberRows members, int[] assignments, int k)
+    private static (float[][] A, float[][] B) Centroids(MemberRows members, int[] assignments, int k, int outFeatures)
     {
+        int n = assignments.Length, width = members.Width;
         if (members.OnDevice is { } onDevice)
         {
-            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, assignments.Length], device: onDevice.device).matmul(onDevice).to_type(ScalarType.Float32);
-            return TensorBytes.ToArray<float>(means);
+            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, n], device: onDevice.device).matmul(onDevice).to_type(ScalarType.Float32);
+            float[] flat = TensorBytes.ToArray<float>(means);
+            float[][] Part(int offset, int length) =>
+                Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
+            return (Part(outFeatures, width - outFeatures), Part(0, outFeatures));
         }
-        int n = assignments.Length, width = members.Width;
         var rows = members.Values;
         var sizes = new int[k];
         foreach (int a in assignments)
             sizes[a]++;
-        var sums = new double[k * width];
-        for (int i = 0; i < n; i++)
+        var pooled = ArrayPool<double>.Shared.Rent(k * width);
+        try
         {
-            var sum = sums.AsSpan(assignments[i] * width, width);
-            var row = rows.Slice(i * width, width);
-            var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
-            int c = 0;
-            for (; c + 4 <= width; c += 4)
-                SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
-            for (; c < width; c++)
-                sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
+            var sums = pooled.AsSpan(0, k * width);
+            sums.Clear();
+            for (int i = 0; i < n; i++)
+            {
+                var sum = sums.Slice(assignments[i] * width, width);
+                var row = rows.Slice(i * width, width);
+                var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
+                int c = 0;
+                for (; c + 4 <= width; c += 4)
+                    SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
+                for (; c < width; c++)
+                    sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
+            }
+            var centroidA = new float[k][];
+            var centroidB = new float[k][];
+            for (int j = 0; j < k; j++)
+            {
+                centroidB[j] = Rounded(sums.Slice(j * width, outFeatures));
+                centroidA[j] = Rounded(sums.Slice(j * width + outFeatures, width - outFeatures));
+            }
+            return (centroidA, centroidB);
         }
-        var centroids = new float[sums.Length];
-        for (int i = 0; i < sums.Length; i++)
-            centroids[i] = (float)sums[i];
-        return centroids;
+        finally
+        {
+            ArrayPool<double>.Shared.Return(pooled);
+        }
+    }
+
+    private static float[] Rounded(ReadOnlySpan<double> values)
+    {
+        var rounded = new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+            rounded[i] = (float)values[i];
+        return rounded;
     }
 }

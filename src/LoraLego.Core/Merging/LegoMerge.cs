@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Clustering;
@@ -131,8 +132,12 @@ public static class LegoMerge
             factors[j] = rho * Math.Sqrt(cluster.ClusterSizes[j] * share);
         }
         double scaling = options.OutputReweight ? Math.Sqrt(cluster.MeanInputRank / k) : 1.0;
-        var a = new float[k * cluster.InFeatures];
-        var b = new float[cluster.OutFeatures * k];
+        using var scope = NewDisposeScope();
+        // The factors are written straight into the tensors' memory, not through arrays copied in.
+        var aFactor = empty([k, cluster.InFeatures], ScalarType.Float32);
+        var bFactor = empty([cluster.OutFeatures, k], ScalarType.Float32);
+        var a = MemoryMarshal.Cast<byte, float>(aFactor.bytes);
+        var b = MemoryMarshal.Cast<byte, float>(bFactor.bytes);
         for (int j = 0; j < k; j++)
         {
             for (int i = 0; i < cluster.InFeatures; i++)
@@ -145,8 +150,7 @@ public static class LegoMerge
             (options.ParameterReweight ? $" parameter reweighting x{factors.Min():G4}..x{factors.Max():G4};" : " no parameter reweighting;") +
             (options.OutputReweight ? $" output reweighting sqrt({cluster.MeanInputRank:G4}/{k}) = {scaling:G4}" : " no output reweighting") +
             (cluster.Message is null ? "" : $"; {cluster.Message}"));
-        using var scope = NewDisposeScope();
-        return LoraModule.FromFactors(cluster.ModuleKey, tensor(a, [k, cluster.InFeatures]), tensor(b, [cluster.OutFeatures, k]), scaling, cluster.FanInFanOut, kernel: cluster.Kernel);
+        return LoraModule.FromFactors(cluster.ModuleKey, aFactor, bFactor, scaling, cluster.FanInFanOut, kernel: cluster.Kernel);
     }
 
     // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
