@@ -27,15 +27,16 @@ public static class MergePhases
         // own over every pool's factors, as the clustering reads them (Rows), so "cluster" below
         // includes that read a second time, from the page cache as the merge finds it.
         var pools = MsuSplitter.Pools(inputs, null, read: false).Take(modules).ToList();
+        var workspace = new ClusterWorkspace();
         Time("read (separate pass)", () =>
         {
             foreach (var pool in pools)
-                pool.Rows().Dispose();
+                workspace.Rows(pool);
         });
         foreach (var pool in pools)
         {
             RankCluster cluster = null!;
-            Time("cluster (incl. read)", () => cluster = RankClusterer.Cluster(pool, options.Clustering, CPU));
+            Time("cluster (incl. read)", () => cluster = RankClusterer.Cluster(pool, options.Clustering, CPU, null, workspace));
             Time("build", () => built.Add(LegoMerge.BuildModule(cluster, options, adapterCount: inputs.Count)));
         }
         string output = Path.Combine(Path.GetTempPath(), "loralego-phases");

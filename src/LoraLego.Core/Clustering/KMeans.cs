@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
@@ -70,6 +71,7 @@ public static class KMeans
     }
 
     // Weights of the k seeds: one point each.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double[] SeedPlusPlus(GramPoints points, int k, SplitMix64 random)
     {
         int n = points.Count;
@@ -175,6 +177,7 @@ public static class KMeans
         private ReadOnlySpan<double> Row(int i) => gram.AsSpan(i * n, n);
 
         // The data's variance per feature, averaged: (trace(G) / n - sum(G) / n^2) / d.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public double MeanFeatureVariance(int dimension)
         {
             double trace = 0, total = 0;
@@ -185,6 +188,7 @@ public static class KMeans
             return (trace / n - total / ((double)n * n)) / dimension;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public double[] DistancesToPoint(int index)
         {
             var row = Row(index);
@@ -195,6 +199,7 @@ public static class KMeans
         }
 
         // (weights G)[j, :]: centroid j's dot products with every point.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private double[] CentroidDots(ReadOnlySpan<double> weights)
         {
             int k = weights.Length / n;
@@ -216,6 +221,7 @@ public static class KMeans
         }
 
         /// <summary>Each point's nearest centroid (the first on ties) and its squared distance to it.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public (int[] Assignments, double[] Distances) Assign(double[] weights)
         {
             int k = weights.Length / n;
@@ -244,6 +250,7 @@ public static class KMeans
         }
 
         /// <summary>sum_j |c_new_j - c_old_j|^2 = sum_j (w_new - w_old)_j G (w_new - w_old)_j^T; exactly 0 when no weight changed.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public double SquaredShift(double[] before, double[] after)
         {
             var difference = new double[after.Length];

@@ -1,3 +1,4 @@
+using System.Buffers;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
@@ -21,14 +22,18 @@ public static class RankClusterer
     /// <param name="options">k, k-means settings, space and norm; null for the defaults.</param>
     /// <param name="device">A resolved torch device; null resolves <see cref="RankClusterOptions.Device"/>.</param>
     /// <param name="verbose">Told when a CUDA request falls back to the CPU.</param>
-    public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null)
+    public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null) =>
+        Cluster(pool, options, device, verbose, new ClusterWorkspace());
+
+    /// <summary>As the public overload, the rows widened into <paramref name="workspace"/>, which a merge reuses for every module.</summary>
+    internal static RankCluster Cluster(MsuPool pool, RankClusterOptions? options, Device? device, Action<string>? verbose, ClusterWorkspace workspace)
     {
         options ??= new RankClusterOptions();
         options.Validate();
         device ??= DeviceSelector.Resolve(options.Device, verbose);
         int requestedK = options.K ?? pool.Count;
         using var scope = NewDisposeScope();
-        var (units, members, memberNorms) = Canonical(pool, device, options.Norm);
+        var (units, members, memberNorms) = Canonical(pool, device, options.Norm, workspace);
         int n = units.Count;
         if (n <= requestedK)
         {
@@ -55,23 +60,22 @@ public static class RankClusterer
     {
         options ??= new RankClusterOptions();
         var device = DeviceSelector.Resolve(options.Device, verbose);
+        var workspace = new ClusterWorkspace();
         foreach (var pool in MsuPool.FromUnits(units))
-            yield return Cluster(pool, options, device, verbose);
+            yield return Cluster(pool, options, device, verbose, workspace);
     }
 
     // Every unit as its folded vector [sign(s) sqrt|s| b; sqrt|s| a] (Msu.Folded), turned to its
-    // canonical sign (SignCanonicalizer) and sorted by value, as the rows of one float64 tensor:
-    // sorting makes the result independent of the order of ranks and of inputs (k-means++ draws
-    // indices, so the same points in another order would be seeded differently). The whole module
-    // is converted to float64 once (exact for every stored dtype); the permutation and the folding
-    // (one exact multiplication by one factor per row and part) are one pass in place.
-    private static (List<Msu> Units, Tensor Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm)
+    // canonical sign (SignCanonicalizer) and sorted by value, as float64 rows: sorting makes the
+    // result independent of the order of ranks and of inputs (k-means++ draws indices, so the same
+    // points in another order would be seeded differently). The whole module is widened to float64
+    // once (exact for every stored dtype); the permutation and the folding (one exact
+    // multiplication by one factor per row and part) are one pass in place.
+    private static (List<Msu> Units, MemberRows Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm, ClusterWorkspace workspace)
     {
         int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
-        Tensor members;
-        using (var raw = pool.Rows())
-            members = raw.to_type(ScalarType.Float64).contiguous();
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members, pool.Units, outFeatures);
+        var members = new MemberRows(workspace.Rows(pool), n, width);
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members.Values, width, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -80,22 +84,22 @@ public static class RankClusterer
             aFactors[i] = sign * pool.Units[i].AFactor;
             bFactors[i] = sign * pool.Units[i].BFactor;
         }
-        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
-        int[] order = ValueOrder(rows, n, width, bFactors, aFactors, outFeatures);
-        PermuteAndFold(rows, width, outFeatures, order, bFactors, aFactors);
+        int[] order = ValueOrder(members.Values, n, width, bFactors, aFactors, outFeatures);
+        PermuteAndFold(members.Values, width, outFeatures, order, bFactors, aFactors);
         if (device.type != DeviceType.CPU)
-            members = members.to(device);
+            members.MoveTo(device);
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
         // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
         // once, as the largest of the rounded products is.
         double[] memberNorms = norm == UnitNorm.LInfinity
             ? order.Select(i => Math.Abs((at[i] < outFeatures ? bFactors[i] : aFactors[i]) * entries[i])).ToArray()
-            : TensorBytes.ToArray<double>(linalg.vector_norm(members, 2, dims: [1]));
+            : TensorBytes.ToArray<double>(linalg.vector_norm(members.OnDevice ?? members.ToTensor(), 2, dims: [1]));
         return (units, members, memberNorms);
     }
 
     // Row r becomes row order[r], folded (B part times its bFactor, A part times its aFactor), in
     // place: each cycle of the permutation moves through one spare row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PermuteAndFold(Span<double> rows, int width, int outFeatures, int[] order, double[] bFactors, double[] aFactors)
     {
         var placed = new bool[order.Length];
@@ -136,6 +140,7 @@ public static class RankClusterer
     // folded as the members are (one double product). Rows nearly always differ within their
     // first entries, so the products are formed only as far as a comparison reads. A binary
     // insertion sort, inserting after equal rows, keeps it stable.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int[] ValueOrder(ReadOnlySpan<double> values, int n, int width, double[] bFactors, double[] aFactors, int outFeatures)
     {
         var order = new int[n];
@@ -156,6 +161,7 @@ public static class RankClusterer
         return order;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Compare(ReadOnlySpan<double> values, int width, double[] bFactors, double[] aFactors, int outFeatures, int x, int y)
     {
         for (int c = 0; c < width; c++)
@@ -171,19 +177,20 @@ public static class RankClusterer
     // The Gram matrix of the points in the clustering space. The normalised space's is assembled
     // from the Gram matrices of the b and a parts, so the normalised vectors are never formed:
     // [b_i/|b_i|; a_i/|a_i|] . [b_j/|b_j|; a_j/|a_j|] = b_i.b_j / (|b_i| |b_j|) + a_i.a_j / (|a_i| |a_j|).
-    private static double[] SpaceGram(Tensor members, int outFeatures, ClusteringSpace space)
+    private static double[] SpaceGram(MemberRows members, int outFeatures, ClusteringSpace space)
     {
         if (space == ClusteringSpace.Raw)
-            return KMeans.GramOf(members);
-        int n = (int)members.shape[0];
-        var gram = Normalised(KMeans.GramOf(members, 0, outFeatures), n);
-        var aGram = Normalised(KMeans.GramOf(members, outFeatures), n);
+            return members.Gram();
+        int n = members.Count;
+        var gram = Normalised(members.Gram(0, outFeatures), n);
+        var aGram = Normalised(members.Gram(outFeatures), n);
         for (int i = 0; i < gram.Length; i++)
             gram[i] += aGram[i];
         return gram;
     }
 
     // G_ij / (|x_i| |x_j|): the Gram matrix of the rows scaled to unit length; a zero row stays zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double[] Normalised(double[] gram, int n)
     {
         var inverseNorms = new double[n];
@@ -222,50 +229,71 @@ public static class RankClusterer
         return (Array.ConvertAll(assignments, a => renumber[a]), k - used.Length);
     }
 
-    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<Msu> units, Tensor members,
+    private static RankCluster Build(MsuPool pool, RankClusterOptions options, int requestedK, List<Msu> units, MemberRows members,
         double[] memberNorms, int[] assignments, double inertia, int iterations, double[] history, string? message)
     {
         int k = assignments.Max() + 1;
-        int width = pool.OutFeatures + pool.InFeatures;
-        float[] flat = Centroids(members, assignments, k);
-        float[][] Part(int offset, int length) =>
-            Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
-        return new RankCluster(pool.ModuleKey, requestedK, units, assignments,
-            Part(pool.OutFeatures, pool.InFeatures), Part(0, pool.OutFeatures), memberNorms,
+        var (centroidA, centroidB) = Centroids(members, assignments, k, pool.OutFeatures);
+        return new RankCluster(pool.ModuleKey, requestedK, units, assignments, centroidA, centroidB, memberNorms,
             inertia, iterations, history, options, pool.MeanInputRank, message);
     }
 
-    // The members' means, k x width, rounded to float32. On the CPU each mean is summed member by
-    // member in their order, one fused multiply-add by 1/m_j each, the additions the dense product
-    // (mean weights) x members makes where its weights are not zero, without its k x n zeros.
+    // The members' means rounded to float32, as each centroid's A and B parts. On the CPU each mean
+    // is summed member by member in their order, one fused multiply-add by 1/m_j each, the additions
+    // the dense product (mean weights) x members makes where its weights are not zero, without its
+    // k x n zeros, into a pooled buffer (a fresh one per module is a large-object allocation).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float[] Centroids(Tensor members, int[] assignments, int k)
+    private static (float[][] A, float[][] B) Centroids(MemberRows members, int[] assignments, int k, int outFeatures)
     {
-        if (members.device_type != DeviceType.CPU)
+        int n = assignments.Length, width = members.Width;
+        if (members.OnDevice is { } onDevice)
         {
-            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, assignments.Length], device: members.device).matmul(members).to_type(ScalarType.Float32);
-            return TensorBytes.ToArray<float>(means);
+            using var means = tensor(KMeans.MeanWeights(assignments, k), [k, n], device: onDevice.device).matmul(onDevice).to_type(ScalarType.Float32);
+            float[] flat = TensorBytes.ToArray<float>(means);
+            float[][] Part(int offset, int length) =>
+                Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
+            return (Part(outFeatures, width - outFeatures), Part(0, outFeatures));
         }
-        int n = assignments.Length, width = (int)members.shape[1];
-        var rows = MemoryMarshal.Cast<byte, double>(members.bytes);
+        var rows = members.Values;
         var sizes = new int[k];
         foreach (int a in assignments)
             sizes[a]++;
-        var sums = new double[k * width];
-        for (int i = 0; i < n; i++)
+        var pooled = ArrayPool<double>.Shared.Rent(k * width);
+        try
         {
-            var sum = sums.AsSpan(assignments[i] * width, width);
-            var row = rows.Slice(i * width, width);
-            var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
-            int c = 0;
-            for (; c + 4 <= width; c += 4)
-                SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
-            for (; c < width; c++)
-                sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
+            var sums = pooled.AsSpan(0, k * width);
+            sums.Clear();
+            for (int i = 0; i < n; i++)
+            {
+                var sum = sums.Slice(assignments[i] * width, width);
+                var row = rows.Slice(i * width, width);
+                var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
+                int c = 0;
+                for (; c + 4 <= width; c += 4)
+                    SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
+                for (; c < width; c++)
+                    sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
+            }
+            var centroidA = new float[k][];
+            var centroidB = new float[k][];
+            for (int j = 0; j < k; j++)
+            {
+                centroidB[j] = Rounded(sums.Slice(j * width, outFeatures));
+                centroidA[j] = Rounded(sums.Slice(j * width + outFeatures, width - outFeatures));
+            }
+            return (centroidA, centroidB);
         }
-        var centroids = new float[sums.Length];
-        for (int i = 0; i < sums.Length; i++)
-            centroids[i] = (float)sums[i];
-        return centroids;
+        finally
+        {
+            ArrayPool<double>.Shared.Return(pooled);
+        }
+    }
+
+    private static float[] Rounded(ReadOnlySpan<double> values)
+    {
+        var rounded = new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+            rounded[i] = (float)values[i];
+        return rounded;
     }
 }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Clustering;
@@ -74,8 +76,9 @@ public static class LegoMerge
         var device = DeviceSelector.Resolve(options.Clustering.Device, verbose);
         var filter = new ModuleFilter(options.ModuleFilter);
         int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
-        var clusters = MsuSplitter.Pools(inputs, options.ModuleFilter, read: false)
-            .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose));
+        var workspace = new ClusterWorkspace();
+        var clusters = workspace.ReadAhead(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false))
+            .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose, workspace));
         // The record names the inputs' digests, which are hashed while the modules are clustered.
         JsonObject Recorded() => Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
         return Assemble(clusters, inputs[0].Adapter.Config, options, Recorded, name, count, inputs.Count, verbose, progress, cancellationToken);
@@ -115,20 +118,26 @@ public static class LegoMerge
     /// <param name="options">Reweighting and target; the clustering choices come from the cluster.</param>
     /// <param name="verbose">Told the module's k, inertia and reweighting factors.</param>
     /// <param name="adapterCount">N, which <see cref="LegoTarget.Mean"/> divides by: the adapters of the whole merge; null for those of this module.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static LoraModule BuildModule(RankCluster cluster, LegoOptions? options = null, Action<string>? verbose = null, int? adapterCount = null)
     {
         options ??= new LegoOptions();
         int k = cluster.K;
         double share = options.Target == LegoTarget.Mean ? 1.0 / (adapterCount ?? cluster.Adapters.Count) : 1.0;
         var factors = new double[k];
+        var centroid = new double[cluster.OutFeatures + cluster.InFeatures];
         for (int j = 0; j < k; j++)
         {
-            double rho = options.ParameterReweight ? NormRatio(cluster, j) : 1.0;
+            double rho = options.ParameterReweight ? NormRatio(cluster, j, centroid) : 1.0;
             factors[j] = rho * Math.Sqrt(cluster.ClusterSizes[j] * share);
         }
         double scaling = options.OutputReweight ? Math.Sqrt(cluster.MeanInputRank / k) : 1.0;
-        var a = new float[k * cluster.InFeatures];
-        var b = new float[cluster.OutFeatures * k];
+        using var scope = NewDisposeScope();
+        // The factors are written straight into the tensors' memory, not through arrays copied in.
+        var aFactor = empty([k, cluster.InFeatures], ScalarType.Float32);
+        var bFactor = empty([cluster.OutFeatures, k], ScalarType.Float32);
+        var a = MemoryMarshal.Cast<byte, float>(aFactor.bytes);
+        var b = MemoryMarshal.Cast<byte, float>(bFactor.bytes);
         for (int j = 0; j < k; j++)
         {
             for (int i = 0; i < cluster.InFeatures; i++)
@@ -141,15 +150,15 @@ public static class LegoMerge
             (options.ParameterReweight ? $" parameter reweighting x{factors.Min():G4}..x{factors.Max():G4};" : " no parameter reweighting;") +
             (options.OutputReweight ? $" output reweighting sqrt({cluster.MeanInputRank:G4}/{k}) = {scaling:G4}" : " no output reweighting") +
             (cluster.Message is null ? "" : $"; {cluster.Message}"));
-        using var scope = NewDisposeScope();
-        return LoraModule.FromFactors(cluster.ModuleKey, tensor(a, [k, cluster.InFeatures]), tensor(b, [cluster.OutFeatures, k]), scaling, cluster.FanInFanOut, kernel: cluster.Kernel);
+        return LoraModule.FromFactors(cluster.ModuleKey, aFactor, bFactor, scaling, cluster.FanInFanOut, kernel: cluster.Kernel);
     }
 
     // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
-    private static double NormRatio(RankCluster cluster, int j)
+    // The centroid is widened into a buffer the module's clusters share.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double NormRatio(RankCluster cluster, int j, double[] centroid)
     {
         float[] b = cluster.CentroidB[j], a = cluster.CentroidA[j];
-        var centroid = new double[b.Length + a.Length];
         for (int i = 0; i < b.Length; i++)
             centroid[i] = b[i];
         for (int i = 0; i < a.Length; i++)

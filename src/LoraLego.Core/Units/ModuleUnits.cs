@@ -1,4 +1,8 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Units;
@@ -47,6 +51,66 @@ internal sealed class ModuleUnits
         var a = Module.A.Load();
         var b = Module.B.Load();
         return cat([b.t(), a], 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The rows of <see cref="Rows"/> widened to float64 into <paramref name="rows"/> (rank rows of
+    /// <paramref name="width"/> = out + in values), the stored bytes read into pooled buffers and widened
+    /// there, so that a merge reading module after module touches no fresh memory. Dtypes
+    /// <see cref="FloatLanes"/> does not read go through <see cref="Rows"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void WidenRows(Span<double> rows, int width)
+    {
+        LoraTensor a = Module.A, b = Module.B;
+        int rank = Module.Rank, inFeatures = (int)Module.InFeatures, outFeatures = (int)Module.OutFeatures;
+        if (!FloatLanes.Covers(a.DType) || !FloatLanes.Covers(b.DType))
+        {
+            using var stored = Rows();
+            using var wide = stored.to_type(ScalarType.Float64).contiguous();
+            MemoryMarshal.Cast<byte, double>(wide.bytes).CopyTo(rows);
+            return;
+        }
+        long aBytes = a.ElementCount * a.DType.ElementSize(), bBytes = b.ElementCount * b.DType.ElementSize();
+        var bytes = ArrayPool<byte>.Shared.Rent(checked((int)(aBytes + bBytes)));
+        var column = ArrayPool<double>.Shared.Rent(outFeatures * rank);
+        try
+        {
+            int size = a.DType.ElementSize();
+            LoraTensor.CopyStored([a, b], bytes);
+            for (int r = 0; r < rank; r++)
+                FloatLanes.Widen(bytes.AsSpan(r * inFeatures * size, inFeatures * size), a.DType, rows.Slice(r * width + outFeatures, inFeatures));
+            var wideB = column.AsSpan(0, outFeatures * rank);
+            FloatLanes.Widen(bytes.AsSpan((int)aBytes, (int)bBytes), b.DType, wideB);
+            Transpose(wideB, outFeatures, rank, rows, width);
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(column);
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
+
+    // B (out x rank) into the rows' first parts: column r of B is row r's first out values. Eight
+    // rows of B at a time (8 x rank values, a few cache lines) are written as runs of eight per row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose(ReadOnlySpan<double> b, int outFeatures, int rank, Span<double> rows, int width)
+    {
+        const int Run = 8;
+        int o = 0;
+        for (; o + Run <= outFeatures; o += Run)
+        {
+            var block = b.Slice(o * rank, Run * rank);
+            for (int r = 0; r < rank; r++)
+            {
+                var run = rows.Slice(r * width + o, Run);
+                for (int i = 0; i < Run; i++)
+                    run[i] = block[i * rank + r];
+            }
+        }
+        for (; o < outFeatures; o++)
+            for (int r = 0; r < rank; r++)
+                rows[r * width + o] = b[o * rank + r];
     }
 
     // Row i of A and column i of B.

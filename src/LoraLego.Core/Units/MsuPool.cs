@@ -93,6 +93,34 @@ public sealed class MsuPool
         return rows.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The rows of <see cref="Rows"/> widened to float64 (exactly) into <paramref name="destination"/>
+    /// (<see cref="Count"/> x (out + in), row-major), without a tensor: a merge reuses one buffer for every module.
+    /// </summary>
+    internal void WidenRows(Span<double> destination)
+    {
+        int width = OutFeatures + InFeatures;
+        if (_modules is not null)
+        {
+            int row = 0;
+            foreach (var module in _modules)
+            {
+                module.WidenRows(destination.Slice(row * width, module.Units.Count * width), width);
+                row += module.Units.Count;
+            }
+            return;
+        }
+        for (int i = 0; i < Units.Count; i++)
+        {
+            float[] a = Units[i].A, b = Units[i].B;
+            var row = destination.Slice(i * width, width);
+            for (int o = 0; o < OutFeatures; o++)
+                row[o] = b[o];
+            for (int c = 0; c < InFeatures; c++)
+                row[OutFeatures + c] = a[c];
+        }
+    }
+
     /// <summary>Groups a stream of units (any adapters, any modules) into pools, in order of first appearance.</summary>
     public static IEnumerable<MsuPool> FromUnits(IEnumerable<Msu> units) =>
         units.GroupBy(u => u.ModuleKey, StringComparer.Ordinal).Select(g => new MsuPool(g.Key, g.ToList()));

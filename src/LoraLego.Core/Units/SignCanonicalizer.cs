@@ -33,8 +33,13 @@ public static class SignCanonicalizer
     internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(Tensor rows, IReadOnlyList<Msu> units, int outFeatures)
     {
         using var values = rows.to_type(ScalarType.Float64).cpu().contiguous();
-        int width = (int)rows.shape[1];
-        var all = MemoryMarshal.Cast<byte, double>(values.bytes);
+        return LargestEntries(MemoryMarshal.Cast<byte, double>(values.bytes), (int)rows.shape[1], units, outFeatures);
+    }
+
+    /// <summary>As <see cref="LargestEntries(Tensor, IReadOnlyList{Msu}, int)"/>, of float64 rows of <paramref name="width"/> values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(ReadOnlySpan<double> all, int width, IReadOnlyList<Msu> units, int outFeatures)
+    {
         var negative = new bool[units.Count];
         var at = new long[units.Count];
         var entries = new double[units.Count];

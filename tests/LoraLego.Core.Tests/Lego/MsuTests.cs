@@ -1,7 +1,9 @@
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Merging;
+using System.Runtime.InteropServices;
 using LoraLego.Core.Units;
 using static LoraLego.Core.Tests.Lego.TestAdapters;
+using static TorchSharp.torch;
 
 namespace LoraLego.Core.Tests.Lego;
 
@@ -30,6 +32,26 @@ public class MsuTests
         Assert.Equal(16, units.Count);
         Assert.True(new ModuleFilter("model.layers.?.mlp.*").Matches("model.layers.1.mlp.up_proj"));
         Assert.False(new ModuleFilter("model.layers.?.mlp").Matches("model.layers.1.mlp.up_proj"));
+    }
+
+    // The merge widens the stored bytes itself; they must be the rows libtorch's conversion gives,
+    // from files (a, d) and from memory (an odd output width leaves a part of B's gather over).
+    [Fact]
+    public void Widened_rows_are_the_pools_rows_in_float64()
+    {
+        var inMemory = new MergeInput(Random("r", 5, TwoModules), 0.5);
+        var pools = MsuSplitter.Pools([new MergeInput(Fixture("a")), new MergeInput(Fixture("d"), -2)], null, read: false)
+            .Concat(MsuSplitter.Pools([inMemory], null, read: false))
+            .Concat(MsuPool.FromUnits(MsuSplitter.Split(inMemory.Adapter))).ToList();
+        Assert.Contains(pools, p => p.OutFeatures % 8 != 0);
+        foreach (var pool in pools)
+        {
+            using var rows = pool.Rows();
+            using var expected = rows.to_type(ScalarType.Float64);
+            var widened = new double[pool.Count * (pool.OutFeatures + pool.InFeatures)];
+            pool.WidenRows(widened);
+            Assert.Equal(expected.bytes.ToArray(), MemoryMarshal.AsBytes(widened.AsSpan()).ToArray());
+        }
     }
 
     [Theory]
