@@ -13,7 +13,7 @@ internal static class SvdMerge
     /// Forms each dense update, so that trimming and sign election can act on its entries; a plain weighted sum
     /// goes through <see cref="Factored"/> instead unless the caller asks for the dense path.
     /// </summary>
-    public static MergedFactors Dense(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp)
+    public static MergedFactors Dense(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp)
     {
         using var scope = NewDisposeScope();
         var deltas = inputs.Members.Select(m => m.Delta()).ToList();
@@ -28,7 +28,7 @@ internal static class SvdMerge
     /// out x in result (subspace iteration in passes over its row blocks on the CPU). The sketch is seeded per merge,
     /// so a merge is reproducible.
     /// </summary>
-    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp, CombinationWorkspace workspace)
+    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
         using var scope = NewDisposeScope();
         var combined = FusedCombination.Covers(inputs, combiner)
