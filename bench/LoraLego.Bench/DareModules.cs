@@ -19,7 +19,7 @@ public static class DareModules
         {
             Rank = method.EndsWith("Svd", StringComparison.Ordinal) ? 16 : null,
             Density = 0.5,
-            Seed = seed,
+            Seed = method.StartsWith("Dare", StringComparison.Ordinal) ? seed : null,
         });
         PeftAdapterWriter.Write(merged, output, inputs[0].Adapter.DType);
         process.Refresh();

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
@@ -34,6 +36,15 @@ internal sealed class DropStream
         return streams;
     }
 
-    /// <summary>The next block of the task, dropped and rescaled; blocks must come in row-major order, each once.</summary>
-    public Tensor Apply(Tensor block) => RandomDrop.Apply(block, density, random);
+    /// <summary>
+    /// The next block of the task, dropped and rescaled; blocks must come in row-major order, each once. A contiguous
+    /// float32 block on the CPU is dropped in place (the caller's block is a product made for this drop).
+    /// </summary>
+    public Tensor Apply(Tensor block)
+    {
+        if (block.device_type != DeviceType.CPU || block.dtype != ScalarType.Float32 || !block.is_contiguous())
+            return RandomDrop.Apply(block, density, random);
+        RandomDrop.ApplyInPlace(MemoryMarshal.Cast<byte, float>(block.bytes), density, random);
+        return block;
+    }
 }

@@ -83,6 +83,23 @@ public class TorchBernoulliTests
         Assert.True(Same(expected, RandomDrop.Keep(empty(3001, dtype), 0.6, engine)));
     }
 
+    [Theory]
+    [InlineData(0.1)]
+    [InlineData(1.0 / 3)]
+    [InlineData(0.3)]
+    [InlineData(0.7)]
+    public void Dropping_in_place_gives_the_bits_of_the_tensor_drop(double density)
+    {
+        // Signed values, tiny and huge ones, so that signed zeros and every rounding of the quotient are compared as bits.
+        using var scope = NewDisposeScope();
+        var task = randn(new long[] { 1031, 37 }, generator: new Generator(3)).mul(pow(10, randint(-40, 30, new long[] { 1031, 37 }, generator: new Generator(4)).to(ScalarType.Float32)));
+        var expected = RandomDrop.Apply(task, density, new Mt19937(11));
+        var inPlace = task.clone();
+        RandomDrop.ApplyInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(inPlace.bytes), density, new Mt19937(11));
+        Assert.True(expected.bytes.SequenceEqual(inPlace.bytes));
+        Assert.True(inPlace.eq(0).any().item<bool>() && inPlace.signbit().logical_and(inPlace.eq(0)).any().item<bool>(), "negative zeros are compared");
+    }
+
     [Fact]
     public void The_engine_draws_the_reference_mersenne_twister_words()
     {
