@@ -36,6 +36,18 @@ internal sealed class DropStream
         return streams;
     }
 
+    /// <summary>Whether the task drops anything: at density 1 it keeps every entry and draws nothing.</summary>
+    public bool Drops => density < 1;
+
+    /// <summary>The float32 the survivors are divided by, as the tensor drop divides them.</summary>
+    public float Divisor => (float)density;
+
+    /// <summary>
+    /// The outcomes of the task's next <paramref name="count"/> float32 entries as bits (<see cref="TorchBernoulli.DrawBits"/>),
+    /// for the fused combination, which applies them to entries it computes in registers.
+    /// </summary>
+    public void DrawBits(int count, Span<byte> bits) => TorchBernoulli.DrawBits(random, density, ScalarType.Float32, count, bits);
+
     /// <summary>
     /// The next block of the task, dropped and rescaled; blocks must come in row-major order, each once. A contiguous
     /// float32 block on the CPU is dropped in place (the caller's block is a product made for this drop).

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
@@ -21,12 +22,44 @@ internal static class TorchBernoulli
         if (dtype == ScalarType.Float64)
             DrawDouble(engine, (ulong)Math.Ceiling(probability * (1UL << 53)), mask);
         else
-            DrawSingle(engine, (int)Math.Ceiling((double)Rounded(probability, dtype) * (1 << 24)), mask);
+            DrawSingle(engine, SingleThreshold(probability, dtype), mask);
+    }
+
+    /// <summary>
+    /// The outcomes of the next <paramref name="count"/> entries of a tensor of <paramref name="dtype"/> (not float64)
+    /// as bits: entry j at bit j % 8 of byte j / 8, 1 where kept; the spare bits of the last byte are 0.
+    /// </summary>
+    public static void DrawBits(Mt19937 engine, double probability, ScalarType dtype, int count, Span<byte> bits)
+    {
+        if (dtype == ScalarType.Float64)
+            throw new ArgumentException("bits are drawn for dtypes of one word per entry", nameof(dtype));
+        int threshold = SingleThreshold(probability, dtype);
+        Span<uint> words = stackalloc uint[Chunk];
+        var low24 = Vector256.Create(0xffffff);
+        var limit = Vector256.Create(threshold);
+        for (int at = 0; at < count; at += Chunk)
+        {
+            int length = Math.Min(Chunk, count - at);
+            engine.Fill(words[..length]);
+            var draws = MemoryMarshal.Cast<uint, int>(words);
+            var target = bits[(at / 8)..];
+            int i = 0;
+            for (; i + 8 <= length; i += 8)
+                target[i / 8] = (byte)Vector256.ExtractMostSignificantBits(Vector256.LessThan(Vector256.Create(draws[i..]) & low24, limit));
+            if (i < length)
+                target[i / 8] = 0;
+            for (; i < length; i++)
+                if ((draws[i] & 0xffffff) < threshold)
+                    target[i / 8] |= (byte)(1 << (i % 8));
+        }
     }
 
     /// <summary>Moves the engine past the draws of <paramref name="entries"/> outcomes.</summary>
     public static void Skip(Mt19937 engine, ScalarType dtype, long entries) =>
         engine.Skip(dtype == ScalarType.Float64 ? 2 * entries : entries);
+
+    // A float32 (or narrower) probability compared with 24 bits of a word: kept below ceil(p 2^24).
+    private static int SingleThreshold(double probability, ScalarType dtype) => (int)Math.Ceiling((double)Rounded(probability, dtype) * (1 << 24));
 
     /// <summary>The probability as the float32 torch compares: its value in <paramref name="dtype"/>.</summary>
     internal static float Rounded(double probability, ScalarType dtype)
