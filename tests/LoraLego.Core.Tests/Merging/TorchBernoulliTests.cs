@@ -100,6 +100,27 @@ public class TorchBernoulliTests
         Assert.True(inPlace.eq(0).any().item<bool>() && inPlace.signbit().logical_and(inPlace.eq(0)).any().item<bool>(), "negative zeros are compared");
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 0.5)]
+    [InlineData(ScalarType.Float16, 0.3)]
+    [InlineData(ScalarType.BFloat16, 0.9)]
+    public void Outcomes_drawn_as_bits_are_the_outcomes_drawn_as_floats(ScalarType dtype, double density)
+    {
+        // Counts that end mid-byte and cross the 1024-word chunks, one engine resumed through all of them.
+        int[] counts = [1, 7, 8, 1031, 3001, 2048];
+        var asFloats = new Mt19937(17);
+        var asBits = new Mt19937(17);
+        foreach (int count in counts)
+        {
+            var expected = new float[count];
+            TorchBernoulli.Draw(asFloats, density, dtype, expected);
+            var bits = Enumerable.Repeat((byte)0xff, (count + 7) / 8 + 1).ToArray();
+            TorchBernoulli.DrawBits(asBits, density, dtype, count, bits);
+            Assert.Equal(expected, Enumerable.Range(0, count).Select(j => (float)((bits[j / 8] >> (j % 8)) & 1)));
+            Assert.Equal(0, count % 8 == 0 ? 0 : bits[count / 8] >> (count % 8));
+        }
+    }
+
     [Fact]
     public void The_engine_draws_the_reference_mersenne_twister_words()
     {
