@@ -21,6 +21,13 @@ switch (args.FirstOrDefault())
             Console.WriteLine(JsonSerializer.Serialize(result));
             return 0;
         }
+    case "dare-modules":
+        {
+            // dare-modules METHOD OUTDIR SEED KEYFILTER DIRS...
+            var result = DareModules.Run(args[1], args[2], long.Parse(args[3]), args[4], args.Skip(5).TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray());
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return 0;
+        }
     case "all":
         RunAll(options, args);
         return 0;
@@ -82,6 +89,8 @@ switch (args.FirstOrDefault())
                                                                             (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]
                    loralego-bench trim-svd-module [--out 11008] [--in 4096] [--threads N]  (TiesSvd of one module: randomized vs PEFT's dense SVD)
+                   loralego-bench dare-modules METHOD OUTDIR SEED KEYFILTER ADAPTERDIR... [--threads N]
+                                                                            (a seeded DARE merge of the modules whose keys contain KEYFILTER, CPU seconds)
                    loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
                    loralego-bench lego-phases MODULES ADAPTERDIR... [--threads N](a Lego merge's seconds per phase over its first modules)
                    loralego-bench memory [--shape 70b] [--adapters 8] [--rank 16] [--methods Lego,Linear]

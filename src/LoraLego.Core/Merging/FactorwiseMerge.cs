@@ -9,7 +9,7 @@ namespace LoraLego.Core.Merging;
 /// </summary>
 internal static class FactorwiseMerge
 {
-    public static MergedFactors Merge(ModuleInputs inputs, TaskCombiner combiner, Generator? random)
+    public static MergedFactors Merge(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random)
     {
         var factors = inputs.Members.Select(m => Math.Sqrt(m.Weight * m.Scaling)).ToList();
         var a = combiner.Combine(inputs.As, factors, inputs.Densities, random);

@@ -8,13 +8,15 @@ using static TorchSharp.torch;
 namespace LoraLego.Core.Merging;
 
 /// <summary>
-/// <see cref="TiledCombination"/> for magnitude trimming (or none) on the CPU, fused into SIMD passes that compute every
+/// <see cref="TiledCombination"/> on the CPU, fused into SIMD passes that compute every
 /// update entry in registers (<see cref="UpdateTiles"/>) and never store one. One pass trims the adapters' entries,
 /// elects signs, and writes the weighted sum or disjoint mean, each adapter trimmed provisionally at its sample's
 /// estimate of its magnitude cut while the pass counts its entries above the sampled bracket and collects the few inside;
 /// the exact cut is selected from those, and only result entries whose in-bracket values it decides otherwise are
-/// combined again (a bracket that misses: the cut from all entries, and a second pass). Row blocks run in parallel;
-/// each result entry is computed by one thread in a fixed order, so the result's bytes do not depend on the thread count.
+/// combined again (a bracket that misses: the cut from all entries, and a second pass). DARE's random drops replace the
+/// cut by <see cref="TileDrops"/>: each band of rows' outcomes drawn ahead, then applied to the tiles in the same pass.
+/// Row blocks run in parallel; each result entry is computed by one thread in a fixed order, so the result's bytes do
+/// not depend on the thread count.
 /// </summary>
 internal static unsafe class FusedCombination
 {
@@ -23,29 +25,34 @@ internal static unsafe class FusedCombination
     private const int BlockColumns = 256;
 
     /// <summary>
-    /// Whether the fused passes compute this combination: CPU tensors, no random drop (its draws are libtorch's), vector
-    /// hardware, and a result TorchSharp can expose as one span (under 2 GiB).
+    /// Whether the fused passes compute this combination: CPU tensors, vector hardware, and a result TorchSharp can
+    /// expose as one span (under 2 GiB).
     /// </summary>
-    public static bool Covers(ModuleInputs inputs, TaskCombiner combiner) =>
-        combiner.Trimming != Trimming.RandomDrop && inputs.Members[0].A.device_type == TorchSharp.DeviceType.CPU && UpdateTiles.IsAccelerated
+    public static bool Covers(ModuleInputs inputs) =>
+        inputs.Members[0].A.device_type == TorchSharp.DeviceType.CPU && UpdateTiles.IsAccelerated
         && inputs.Members[0].OutFeatures * inputs.Members[0].InFeatures <= int.MaxValue / sizeof(float);
 
     /// <summary>The combined out x in update (float32, CPU), equal to <see cref="TaskCombiner.Combine"/> on the dense updates.</summary>
     /// <remarks>The result lies in <paramref name="workspace"/>'s storage (valid until its next use) where one is given.</remarks>
-    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, CombinationWorkspace? workspace = null) =>
-        Combine(inputs, combiner, threads, sampled => sampled, workspace);
+    /// <param name="random">Draws the DARE drops (the dense path's draws, entry for entry); unused by the other trimmings.</param>
+    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, CombinationWorkspace? workspace = null, Mt19937? random = null) =>
+        Combine(inputs, combiner, threads, sampled => sampled, workspace, random);
 
     /// <summary><paramref name="drawn"/> sees each sampled bracket before it is used (tests narrow it to force a miss).</summary>
     internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn,
-        CombinationWorkspace? workspace = null)
+        CombinationWorkspace? workspace = null, Mt19937? random = null)
     {
         if (workspace is null)
         {
             using var own = new CombinationWorkspace();
-            using var inOwn = Combine(inputs, combiner, threads, drawn, own);
+            using var inOwn = Combine(inputs, combiner, threads, drawn, own, random);
             return inOwn.clone();
         }
         var tiles = UpdateTiles.Of(inputs.Members);
+        using var drops = combiner.Trimming == Trimming.RandomDrop
+            ? TileDrops.For(tiles, DropStream.For(inputs.Densities, tiles.Rows, tiles.Columns, ScalarType.Float32,
+                random ?? throw new InvalidOperationException("random drop needs a generator")), BlockRows)
+            : null;
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
         var sampled = new MagnitudeCut.SampledCut?[tiles.Count];
@@ -71,7 +78,7 @@ internal static unsafe class FusedCombination
             var output = (float*)bytes;
             if (sampled.All(s => s is null))
             {
-                CombineAll(tiles, cuts, weights, combiner.Election, output, parallel);
+                CombineAll(tiles, cuts, weights, combiner.Election, output, parallel, drops: drops);
                 return combined;
             }
             // One pass with each sampled adapter trimmed at its estimate, counting its entries against its bracket.
@@ -116,22 +123,29 @@ internal static unsafe class FusedCombination
         }
     }
 
-    // Every row block, in parallel; where brackets are given, each sampled adapter's entries counted against its own.
+    // Every row block, in parallel; where brackets are given, each sampled adapter's entries counted against its own;
+    // where drops are given, band after band of blocks, each band's outcomes drawn first.
     private static MagnitudeCut.BracketCount?[] CombineAll(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, float* output,
-        ParallelOptions parallel, CombinationWorkspace? workspace = null, MagnitudeCut.SampledCut?[]? brackets = null)
+        ParallelOptions parallel, CombinationWorkspace? workspace = null, MagnitudeCut.SampledCut?[]? brackets = null, TileDrops? drops = null)
     {
         int blocks = (tiles.PaddedRows + BlockRows - 1) / BlockRows;
+        int bandBlocks = drops is null ? blocks : drops.BandRows / BlockRows;
         var found = new List<Inside?[]>();
         nint target = (nint)output;
-        Parallel.For(0, blocks, parallel, () => brackets?.Select(b => b is null ? null : workspace!.Rent<Inside>().Cleared()).ToArray() ?? [], (block, _, inside) =>
+        for (int firstBlock = 0; firstBlock < blocks; firstBlock += bandBlocks)
         {
-            CombineRows(tiles, cuts, weights, election, block * BlockRows, (float*)target, brackets, inside);
-            return inside;
-        }, inside =>
-        {
-            lock (found)
-                found.Add(inside);
-        });
+            drops?.Draw(firstBlock * BlockRows, parallel);
+            Parallel.For(firstBlock, Math.Min(blocks, firstBlock + bandBlocks), parallel,
+                () => brackets?.Select(b => b is null ? null : workspace!.Rent<Inside>().Cleared()).ToArray() ?? [], (block, _, inside) =>
+                {
+                    CombineRows(tiles, cuts, weights, election, block * BlockRows, (float*)target, brackets, inside, drops);
+                    return inside;
+                }, inside =>
+                {
+                    lock (found)
+                        found.Add(inside);
+                });
+        }
         var counts = Enumerable.Range(0, tiles.Count)
             .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList(), workspace))
             .ToArray();
@@ -215,7 +229,7 @@ internal static unsafe class FusedCombination
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CombineRows(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, int firstRow, float* output,
-        MagnitudeCut.SampledCut?[]? brackets, Inside?[] inside)
+        MagnitudeCut.SampledCut?[]? brackets, Inside?[] inside, TileDrops? drops)
     {
         int n = tiles.Count;
         var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
@@ -231,6 +245,11 @@ internal static unsafe class FusedCombination
                     {
                         var tile = trimmed + i * UpdateTiles.TileVectors;
                         tiles.Tile(i, row, column, tile);
+                        if (drops is not null)
+                        {
+                            drops.Apply(i, row, column, tile);
+                            continue;
+                        }
                         if (brackets?[i] is { } bracket)
                             CountTile(tiles, tile, bracket.Lo, bracket.Hi, whole, row, column, inside[i]!);
                         var threshold = Vector256.Create(cuts[i].Threshold);

@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using System.Text;
 using static TorchSharp.torch;
 
@@ -7,7 +9,7 @@ namespace LoraLego.Core.Merging;
 internal static class RandomDrop
 {
     /// <summary>The rescale keeps the expected value of every entry unchanged; density 1 keeps everything.</summary>
-    public static Tensor Apply(Tensor task, double density, Generator random)
+    public static Tensor Apply(Tensor task, double density, Mt19937 random)
     {
         if (density >= 1)
             return task.clone();
@@ -16,25 +18,56 @@ internal static class RandomDrop
     }
 
     /// <summary>
-    /// Where <paramref name="task"/>'s entries survive, one draw per entry in row-major order: drawing a tensor's rows
-    /// block by block from one generator gives the mask drawn for the whole tensor.
+    /// <see cref="Apply"/> on float32 entries in memory, overwriting them, with the same operations entry by entry (the
+    /// product with the 0/1 outcome, then the quotient by density as a float32), so with the same bits, and no mask
+    /// tensor: the row blocks of the CPU's tiled combination are dropped this way.
     /// </summary>
-    internal static Tensor Keep(Tensor task, double density, Generator random) =>
-        // Drawn on the CPU whatever the task's device: TorchSharp's generators are CPU generators, and one
-        // stream for every device makes a seed give the same merge on the CPU and on CUDA.
-        full(task.shape, density, task.dtype, CPU).bernoulli(random).to(task.device);
+    internal static void ApplyInPlace(Span<float> task, double density, Mt19937 random)
+    {
+        if (density >= 1)
+            return;
+        Span<float> keep = stackalloc float[1024];
+        var divisor = new Vector<float>((float)density);
+        int width = Vector<float>.Count;
+        while (!task.IsEmpty)
+        {
+            var chunk = task[..Math.Min(keep.Length, task.Length)];
+            var outcomes = keep[..chunk.Length];
+            TorchBernoulli.Draw(random, density, ScalarType.Float32, outcomes);
+            int i = 0;
+            for (; i + width <= chunk.Length; i += width)
+                (new Vector<float>(chunk[i..]) * new Vector<float>(outcomes[i..]) / divisor).CopyTo(chunk[i..]);
+            for (; i < chunk.Length; i++)
+                chunk[i] = chunk[i] * outcomes[i] / (float)density;
+            task = task[chunk.Length..];
+        }
+    }
+
+    /// <summary>
+    /// Where <paramref name="task"/>'s entries survive (1, else 0, in its dtype): torch.bernoulli of a tensor of
+    /// density in that dtype, one draw per entry in row-major order, so drawing a tensor's rows block by block from
+    /// one engine gives the mask drawn for the whole tensor.
+    /// </summary>
+    internal static Tensor Keep(Tensor task, double density, Mt19937 random)
+    {
+        // Drawn on the CPU whatever the task's device: one stream for every device makes a seed give the same merge
+        // on the CPU and on CUDA (torch's generators for these draws were CPU generators).
+        var mask = empty(task.shape, ScalarType.Float32, CPU);
+        TorchBernoulli.Draw(random, density, task.dtype, MemoryMarshal.Cast<byte, float>(mask.bytes));
+        return mask.to(task.dtype).to(task.device);
+    }
 
     /// <summary>
     /// A generator for one module, seeded from the merge's seed and the module's key, so a module's drops do not
     /// depend on which other modules the adapters have or in what order they are merged.
     /// </summary>
-    public static Generator ForModule(long seed, string moduleKey)
+    public static Mt19937 ForModule(long seed, string moduleKey)
     {
         // FNV-1a: string.GetHashCode is randomised per process and would break reproducibility.
         ulong hash = 14695981039346656037UL;
         foreach (byte b in Encoding.UTF8.GetBytes(moduleKey))
             hash = (hash ^ b) * 1099511628211UL;
         ulong mixed = hash ^ ((ulong)seed * 0x9E3779B97F4A7C15UL);
-        return new Generator(mixed & long.MaxValue, CPU);
+        return new Mt19937(mixed & long.MaxValue);
     }
 }

@@ -88,7 +88,7 @@ public static class StandardMerge
             }
             using var scope = NewDisposeScope();
             using var module = ModuleInputs.Load(key, inputs, options.Density ?? 1, device);
-            using var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
+            var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
             var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, workspace, log);
             merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs, module.Kernel));
         }
@@ -123,7 +123,7 @@ public static class StandardMerge
     }
 
     private static MergedFactors MergeModule(ModuleInputs module, MergeMethod method, MergeRecipe recipe, TaskCombiner combiner,
-        Generator? random, int rank, double? clamp, bool denseSvd, CombinationWorkspace workspace, Action<string>? log)
+        Mt19937? random, int rank, double? clamp, bool denseSvd, CombinationWorkspace workspace, Action<string>? log)
     {
         switch (recipe.Form)
         {
@@ -144,7 +144,7 @@ public static class StandardMerge
     }
 
     // The one choice between PEFT's full SVD and the randomized range finder, for every merge that combines dense updates.
-    private static MergedFactors OnDenseUpdates(ModuleInputs module, TaskCombiner combiner, Generator? random, int rank, double? clamp, bool denseSvd,
+    private static MergedFactors OnDenseUpdates(ModuleInputs module, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, bool denseSvd,
         CombinationWorkspace workspace) =>
         denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp, workspace);
 

@@ -13,7 +13,7 @@ internal static class SvdMerge
     /// Forms each dense update, so that trimming and sign election can act on its entries; a plain weighted sum
     /// goes through <see cref="Factored"/> instead unless the caller asks for the dense path.
     /// </summary>
-    public static MergedFactors Dense(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp)
+    public static MergedFactors Dense(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp)
     {
         using var scope = NewDisposeScope();
         var deltas = inputs.Members.Select(m => m.Delta()).ToList();
@@ -24,15 +24,15 @@ internal static class SvdMerge
 
     /// <summary>
     /// The same combination as <see cref="Dense"/>, built by the fused SIMD passes on the CPU (block by block in libtorch
-    /// on CUDA and for random drops), cut to the rank by a randomized range finder instead of the full SVD of the
+    /// on CUDA), cut to the rank by a randomized range finder instead of the full SVD of the
     /// out x in result (subspace iteration in passes over its row blocks on the CPU). The sketch is seeded per merge,
     /// so a merge is reproducible.
     /// </summary>
-    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Generator? random, int rank, double? clamp, CombinationWorkspace workspace)
+    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
         using var scope = NewDisposeScope();
-        var combined = FusedCombination.Covers(inputs, combiner)
-            ? FusedCombination.Combine(inputs, combiner, get_num_threads(), workspace)
+        var combined = FusedCombination.Covers(inputs)
+            ? FusedCombination.Combine(inputs, combiner, get_num_threads(), workspace, random)
             : TiledCombination.Combine(inputs, combiner, random);
         using var sketch = new Generator(SketchSeed, CPU);
         var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, PowerIterations, sketch, get_num_threads());

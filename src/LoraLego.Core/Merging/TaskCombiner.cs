@@ -22,7 +22,7 @@ internal sealed class TaskCombiner(Trimming trimming, MajoritySign? election)
     /// <param name="weights">One per task, applied after trimming and sign election.</param>
     /// <param name="densities">One per task: the fraction of its entries trimming keeps.</param>
     /// <param name="random">Draws the DARE drops; unused by the other trimmings.</param>
-    public Tensor Combine(IReadOnlyList<Tensor> tasks, IReadOnlyList<double> weights, IReadOnlyList<double> densities, Generator? random)
+    public Tensor Combine(IReadOnlyList<Tensor> tasks, IReadOnlyList<double> weights, IReadOnlyList<double> densities, Mt19937? random)
     {
         using var scope = NewDisposeScope();
         return CombineTrimmed(tasks.Select((t, i) => Trim(t, densities[i], random)).ToList(), weights).MoveToOuterDisposeScope();
@@ -44,7 +44,7 @@ internal sealed class TaskCombiner(Trimming trimming, MajoritySign? election)
         return combined.MoveToOuterDisposeScope();
     }
 
-    private Tensor Trim(Tensor task, double density, Generator? random) => trimming switch
+    private Tensor Trim(Tensor task, double density, Mt19937? random) => trimming switch
     {
         Trimming.Magnitude => MagnitudeTrim.Apply(task, density),
         Trimming.RandomDrop => RandomDrop.Apply(task, density, random ?? throw new InvalidOperationException("random drop needs a generator")),

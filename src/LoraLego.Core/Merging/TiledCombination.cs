@@ -14,7 +14,7 @@ internal static class TiledCombination
     internal const long DefaultBlockEntries = 1 << 22;
 
     /// <summary>The combined out x in update (float32, on the inputs' device).</summary>
-    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, Generator? random, long blockEntries = DefaultBlockEntries)
+    public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, long blockEntries = DefaultBlockEntries)
     {
         var members = inputs.Members;
         long rows = members[0].OutFeatures, cols = members[0].InFeatures;
@@ -22,29 +22,21 @@ internal static class TiledCombination
         var weights = members.Select(m => m.Weight).ToArray();
         var cuts = combiner.Trimming == Trimming.Magnitude ? members.Select(m => Cut(m, blockRows)).ToList() : null;
         var drops = combiner.Trimming == Trimming.RandomDrop
-            ? DropStream.For(inputs.Densities, rows, cols, blockRows, random ?? throw new InvalidOperationException("random drop needs a generator"))
+            ? DropStream.For(inputs.Densities, rows, cols, ScalarType.Float32, random ?? throw new InvalidOperationException("random drop needs a generator"))
             : null;
-        try
+        var combined = empty(rows, cols, ScalarType.Float32, members[0].A.device);
+        for (long start = 0; start < rows; start += blockRows)
         {
-            var combined = empty(rows, cols, ScalarType.Float32, members[0].A.device);
-            for (long start = 0; start < rows; start += blockRows)
+            using var scope = NewDisposeScope();
+            long end = Math.Min(rows, start + blockRows);
+            var trimmed = members.Select((m, i) =>
             {
-                using var scope = NewDisposeScope();
-                long end = Math.Min(rows, start + blockRows);
-                var trimmed = members.Select((m, i) =>
-                {
-                    var block = m.DeltaRows(start, end);
-                    return cuts?[i].Apply(block, start * cols) ?? drops?[i].Apply(block, random!) ?? block;
-                }).ToList();
-                combined.narrow(0, start, end - start).copy_(combiner.CombineTrimmed(trimmed, weights));
-            }
-            return combined;
+                var block = m.DeltaRows(start, end);
+                return cuts?[i].Apply(block, start * cols) ?? drops?[i].Apply(block) ?? block;
+            }).ToList();
+            combined.narrow(0, start, end - start).copy_(combiner.CombineTrimmed(trimmed, weights));
         }
-        finally
-        {
-            foreach (var drop in drops ?? [])
-                drop.Dispose();
-        }
+        return combined;
     }
 
     // The magnitudes are gathered from the same block products the combination uses, so the cut sees exactly the values it trims.

@@ -40,7 +40,7 @@ public class FusedCombinationTests
         };
         var combiner = TaskCombiner.For(method.Recipe(), new MergeOptions { MajoritySign = sign });
         using var module = ModuleInputs.Load(Key, inputs, density, CPU);
-        Assert.True(FusedCombination.Covers(module, combiner));
+        Assert.True(FusedCombination.Covers(module));
         var deltas = module.Members.Select(m => m.Delta()).ToList();
         using var dense = combiner.Combine(deltas, module.Members.Select(m => m.Weight).ToList(), module.Densities, null);
         using var fused = FusedCombination.Combine(module, combiner, threads: 2);
@@ -62,6 +62,38 @@ public class FusedCombinationTests
         using var one = FusedCombination.Combine(module, combiner, threads: 1);
         using var two = FusedCombination.Combine(module, combiner, threads: 2);
         Assert.Equal(one.bytes.ToArray(), two.bytes.ToArray());
+    }
+
+    public static TheoryData<MergeMethod, MajoritySign?, int, int> Drops => new()
+    {
+        // Partial tiles and vectors; then 20000 columns, whose rows come in bands of 192, so the draws cross bands.
+        { MergeMethod.DareLinearSvd, null, 37, 53 },
+        { MergeMethod.DareTiesSvd, MajoritySign.Total, 37, 53 },
+        { MergeMethod.DareTiesSvd, MajoritySign.Frequency, 5, 300 },
+        { MergeMethod.DareLinearSvd, null, 301, 20000 },
+        { MergeMethod.DareTiesSvd, MajoritySign.Total, 301, 20000 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Drops))]
+    public void Dropped_combinations_have_the_bytes_of_the_tiled_combination_at_any_thread_count(MergeMethod method, MajoritySign? sign, int rows, int columns)
+    {
+        // Mixed ranks, a negative weight, one adapter that keeps everything (it draws nothing) and one with its own density.
+        var inputs = new[]
+        {
+            Input(rows, columns, 16, 31, 0.6),
+            Input(rows, columns, 5, 32, -0.3, 1.0),
+            Input(rows, columns, 3, 33, 0.9, 0.3),
+            Input(rows, columns, 16, 34, 0.4),
+        };
+        var combiner = TaskCombiner.For(method.Recipe(), new MergeOptions { MajoritySign = sign });
+        using var module = ModuleInputs.Load(Key, inputs, 0.5, CPU);
+        using var tiled = TiledCombination.Combine(module, combiner, RandomDrop.ForModule(42, Key));
+        using var one = FusedCombination.Combine(module, combiner, threads: 1, random: RandomDrop.ForModule(42, Key));
+        using var two = FusedCombination.Combine(module, combiner, threads: 2, random: RandomDrop.ForModule(42, Key));
+        Assert.True(tiled.bytes.SequenceEqual(one.bytes), $"{tiled.ne(one).sum().item<long>()} entries differ from the tiled combination's");
+        Assert.True(one.bytes.SequenceEqual(two.bytes));
+        Assert.True(one.ne(0).any().item<bool>());
     }
 
     [Fact]

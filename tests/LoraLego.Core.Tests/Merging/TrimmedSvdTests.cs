@@ -30,8 +30,8 @@ public class TrimmedSvdTests(ITestOutputHelper output)
         var inputs = new[] { new MergeInput(MergeFixtures.Adapter("a"), 0.6), new MergeInput(MergeFixtures.Adapter("b"), -0.3), new MergeInput(MergeFixtures.Adapter("c"), 0.9, 0.7) };
         var combiner = TaskCombiner.For(method.Recipe(), new MergeOptions { MajoritySign = sign });
         using var module = ModuleInputs.Load(Key, inputs, 0.4, CPU);
-        using var denseRandom = RandomDrop.ForModule(5, Key);
-        using var tiledRandom = RandomDrop.ForModule(5, Key);
+        var denseRandom = RandomDrop.ForModule(5, Key);
+        var tiledRandom = RandomDrop.ForModule(5, Key);
         var deltas = module.Members.Select(m => m.Delta()).ToList();
         using var dense = combiner.Combine(deltas, module.Members.Select(m => m.Weight).ToList(), module.Densities, denseRandom);
         using var tiled = TiledCombination.Combine(module, combiner, tiledRandom, blockEntries: 7 * 64);
