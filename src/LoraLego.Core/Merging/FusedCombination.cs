@@ -232,8 +232,8 @@ internal static unsafe class FusedCombination
                         var tile = trimmed + i * UpdateTiles.TileVectors;
                         tiles.Tile(i, row, column, tile);
                         if (brackets?[i] is { } bracket)
-                            CountTile(tiles, tile, bracket.Lo, bracket.Hi, whole, row, column, inside[i]!);
-                        if (!TrimTile(tile, cuts[i].Threshold))
+                            CountAndTrimTile(tiles, tile, bracket.Lo, bracket.Hi, cuts[i].Threshold, whole, row, column, inside[i]!);
+                        else if (!TrimTile(tile, cuts[i]))
                         {
                             tiles.Tile(i, row, column, tile);
                             TrimTileWithTies(tiles, tile, cuts[i], row, column);
@@ -254,12 +254,12 @@ internal static unsafe class FusedCombination
         }
     }
 
-    // Trims a tile in place at the threshold; false, with the tile's entries undefined, where an entry equals the threshold
-    // (the cut's tie rule must decide it: the k-th largest itself, about once per adapter and module).
+    // Trims a tile in place at the cut; false, with the tile's entries undefined, where an entry equals a threshold whose
+    // ties the cut keeps (the k-th largest itself, about once per adapter and module): its tie rule must decide them.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TrimTile(Vector256<float>* tile, float cut)
+    private static bool TrimTile(Vector256<float>* tile, MagnitudeCut cut)
     {
-        var threshold = Vector256.Create(cut);
+        var threshold = Vector256.Create(cut.Threshold);
         var tied = Vector256<float>.Zero;
         for (int v = 0; v < UpdateTiles.TileVectors; v++)
         {
@@ -267,7 +267,35 @@ internal static unsafe class FusedCombination
             tied |= Vector256.Equals(magnitude, threshold);
             tile[v] &= Vector256.GreaterThan(magnitude, threshold);
         }
-        return tied == Vector256<float>.Zero;
+        return cut.LastTie < 0 || tied == Vector256<float>.Zero;
+    }
+
+    // A sampled adapter's tile counted against its bracket and trimmed at its provisional cut (which keeps no ties) in one
+    // sweep: the entries above the bracket counted (in vector lanes: the padding's zeros are never above a magnitude),
+    // those inside collected.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CountAndTrimTile(UpdateTiles tiles, Vector256<float>* tile, float lo, float hi, float cut, bool whole, int row, int column,
+        Inside inside)
+    {
+        var low = Vector256.Create(lo);
+        var high = Vector256.Create(hi);
+        var threshold = Vector256.Create(cut);
+        var above = Vector256<int>.Zero;
+        for (int v = 0; v < UpdateTiles.TileVectors; v++)
+        {
+            var magnitude = Vector256.Abs(tile[v]);
+            var over = Vector256.GreaterThan(magnitude, high);
+            above -= over.AsInt32();
+            uint between = Vector256.ExtractMostSignificantBits(Vector256.AndNot(Vector256.GreaterThanOrEqual(magnitude, low), over));
+            if (between != 0)
+            {
+                between &= whole ? 0xFFu : ValidLanes(tiles, row + v / UpdateTiles.RowVectors, column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
+                if (between != 0)
+                    Collect(magnitude, between, FlatIndex(tiles, row, column, v), inside);
+            }
+            tile[v] &= Vector256.GreaterThan(magnitude, threshold);
+        }
+        inside.Above += Vector256.Sum(above);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
