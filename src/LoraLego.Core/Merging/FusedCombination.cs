@@ -198,7 +198,8 @@ internal static unsafe class FusedCombination
             for (int column = 0; column < tiles.PaddedColumns; column += UpdateTiles.TileColumns)
             {
                 tiles.Tile(adapter, row, column, tile);
-                CountTile(tiles, tile, lo, hi, IsWhole(tiles, row, column), row, column, inside);
+                // Trimming the scratch tile at minus infinity changes nothing that is counted.
+                CountAndTrimTile(tiles, tile, lo, hi, float.NegativeInfinity, IsWhole(tiles, row, column), row, column, inside);
             }
     }
 
@@ -271,7 +272,7 @@ internal static unsafe class FusedCombination
     }
 
     // A sampled adapter's tile counted against its bracket and trimmed at its provisional cut (which keeps no ties) in one
-    // sweep: the entries above the bracket counted (in vector lanes: the padding's zeros are never above a magnitude),
+    // sweep (the counting passes trim nothing): the entries above the bracket counted (in vector lanes: the padding's zeros are never above a magnitude),
     // those inside collected.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CountAndTrimTile(UpdateTiles tiles, Vector256<float>* tile, float lo, float hi, float cut, bool whole, int row, int column,
@@ -310,30 +311,6 @@ internal static unsafe class FusedCombination
                 keep = KeepTies(keep, magnitude, cut, FlatIndex(tiles, row, column, v));
             tile[v] &= keep;
         }
-    }
-
-    // A tile's entries against a bracket: those above counted (in vector lanes: the padding's zeros are never above a
-    // magnitude), those inside collected.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CountTile(UpdateTiles tiles, Vector256<float>* tile, float lo, float hi, bool whole, int row, int column, Inside inside)
-    {
-        var low = Vector256.Create(lo);
-        var high = Vector256.Create(hi);
-        var above = Vector256<int>.Zero;
-        for (int v = 0; v < UpdateTiles.TileVectors; v++)
-        {
-            var magnitude = Vector256.Abs(tile[v]);
-            var over = Vector256.GreaterThan(magnitude, high);
-            above -= over.AsInt32();
-            uint between = Vector256.ExtractMostSignificantBits(Vector256.AndNot(Vector256.GreaterThanOrEqual(magnitude, low), over));
-            if (between != 0)
-            {
-                between &= whole ? 0xFFu : ValidLanes(tiles, row + v / UpdateTiles.RowVectors, column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
-                if (between != 0)
-                    Collect(magnitude, between, FlatIndex(tiles, row, column, v), inside);
-            }
-        }
-        inside.Above += Vector256.Sum(above);
     }
 
     // The flat index of the first entry of vector v of the tile at (row, column).
