@@ -50,14 +50,25 @@ internal sealed class HouseholderQr
     public double[] Times(double[] small, int count)
     {
         var result = new double[checked(Rows * count)];
+        var lastNonZero = new int[count];
         for (int c = 0; c < count; c++)
+        {
+            lastNonZero[c] = -1;
             for (int i = 0; i < Width; i++)
+            {
                 result[c * Rows + i] = signs[i] * small[c * Width + i];
+                if (small[c * Width + i] != 0)
+                    lastNonZero[c] = i;
+            }
+        }
+        // A column of [S; 0] is zero below its last non-zero row, and H_k touches only rows k and below: the H_k past
+        // that row would reflect zeros into the same zeros, so they are skipped (half the work for the identity).
         for (int k = Width - 1; k >= 0; k--)
         {
             var v = Tail(k);
             for (int c = 0; c < count; c++)
-                Apply(k, v, result.AsSpan(c * Rows, Rows));
+                if (k <= lastNonZero[c])
+                    Apply(k, v, result.AsSpan(c * Rows, Rows));
         }
         return result;
     }
