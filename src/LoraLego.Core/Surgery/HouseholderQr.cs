@@ -44,12 +44,12 @@ internal sealed class HouseholderQr
     }
 
     /// <summary>
-    /// Q S for a width x <paramref name="count"/> matrix S (column-major): rows x count, column-major. With S the
-    /// identity this is Q itself.
+    /// Q S for a width x <paramref name="count"/> matrix S (column-major), written into <paramref name="result"/>
+    /// (rows x count, column-major) and returned. With S the identity this is Q itself.
     /// </summary>
-    public double[] Times(double[] small, int count)
+    public double[] Times(double[] small, int count, double[] result)
     {
-        var result = new double[checked(Rows * count)];
+        Array.Clear(result, 0, checked(Rows * count));
         var lastNonZero = new int[count];
         for (int c = 0; c < count; c++)
         {
@@ -73,13 +73,13 @@ internal sealed class HouseholderQr
         return result;
     }
 
-    /// <summary>Q's first width columns (rows x width, column-major).</summary>
-    public double[] Basis()
+    /// <summary>Q's first width columns (rows x width, column-major), written into <paramref name="result"/> and returned.</summary>
+    public double[] Basis(double[] result)
     {
         var identity = new double[Width * Width];
         for (int i = 0; i < Width; i++)
             identity[i * Width + i] = 1;
-        return Times(identity, Width);
+        return Times(identity, Width, result);
     }
 
     private Span<double> Column(int j) => factored.AsSpan(j * Rows, Rows);

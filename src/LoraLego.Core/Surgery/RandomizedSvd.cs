@@ -60,14 +60,16 @@ public static class RandomizedSvd
         var contiguous = matrix.contiguous();
         var x = Sketch(contiguous, cols, width, generator).contiguous();
         var zTransposed = empty(width, cols, ScalarType.Float32);
-        double[] basis = [];
+        // Reused by every pass: a few MB each, which as fresh large-object arrays per pass would pile up between
+        // collections.
+        double[] columns = new double[cols * width], basis = new double[cols * width];
         fixed (byte* a = contiguous.bytes)
         {
             for (int i = 0; i <= powerIterations; i++)
             {
                 fixed (byte* px = x.bytes, pz = zTransposed.bytes)
                     RowBlockProducts.Gram((float*)a, rows, cols, (float*)px, width, (float*)pz, parallel);
-                basis = Orthonormalise(zTransposed, x, cols, width);
+                Orthonormalise(zTransposed, x, columns, basis, width);
             }
             var y = empty(rows, width, ScalarType.Float32);
             fixed (byte* px = x.bytes, py = y.bytes)
@@ -77,14 +79,14 @@ public static class RandomizedSvd
     }
 
     // Z's QR basis (Z the columns of zTransposed's rows), rounded to float32 into x (cols x width, row-major) for the
-    // next pass; returns that rounded basis, column-major float64.
-    private static double[] Orthonormalise(Tensor zTransposed, Tensor x, int cols, int width)
+    // next pass and into basis (column-major float64); columns is the factorisation's scratch.
+    private static void Orthonormalise(Tensor zTransposed, Tensor x, double[] columns, double[] basis, int width)
     {
+        int cols = columns.Length / width;
         var z = MemoryMarshal.Cast<byte, float>(zTransposed.bytes);
-        var columns = new double[cols * width];
         for (int i = 0; i < columns.Length; i++)
             columns[i] = z[i];
-        var basis = new HouseholderQr(columns, cols, width).Basis();
+        new HouseholderQr(columns, cols, width).Basis(basis);
         var rowMajor = MemoryMarshal.Cast<byte, float>(x.bytes);
         for (int j = 0; j < width; j++)
             for (int i = 0; i < cols; i++)
@@ -93,7 +95,6 @@ public static class RandomizedSvd
                 rowMajor[i * width + j] = entry;
                 basis[j * cols + i] = entry;
             }
-        return basis;
     }
 
     // A ≈ y Xᵀ with y = A X = Q R and R = U S Vᵀ: A ≈ (Q U) S (X V)ᵀ.
@@ -106,7 +107,7 @@ public static class RandomizedSvd
                 columns[j * rows + i] = products[i * width + j];
         var qr = new HouseholderQr(columns, rows, width);
         var small = new JacobiSvd(qr.R(), width);
-        var leftColumns = qr.Times(small.U, width);
+        var leftColumns = qr.Times(small.U, width, new double[rows * width]);
         var left = new double[rows * width];
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < width; j++)

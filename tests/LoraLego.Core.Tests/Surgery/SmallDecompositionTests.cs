@@ -24,7 +24,7 @@ public class SmallDecompositionTests
         var data = Gaussian(rows * width, 11);
         var matrix = ColumnMajor(data, rows, width);
         var qr = new HouseholderQr((double[])data.Clone(), rows, width);
-        var q = ColumnMajor(qr.Basis(), rows, width);
+        var q = ColumnMajor(qr.Basis(new double[rows * width]), rows, width);
         var r = tensor(qr.R(), [width, width]);
         Assert.True(q.matmul(r).allclose(matrix, rtol: 0, atol: 1e-13), "QR = A");
         Assert.True(q.t().matmul(q).allclose(eye(width, dtype: ScalarType.Float64), rtol: 0, atol: 1e-14), "QᵀQ = I");
@@ -43,7 +43,7 @@ public class SmallDecompositionTests
         var data = Gaussian(rows * width, 12);
         Array.Clear(data, 3 * rows, rows);
         Array.Copy(data, 0, data, 5 * rows, rows);
-        var q = ColumnMajor(new HouseholderQr(data, rows, width).Basis(), rows, width);
+        var q = ColumnMajor(new HouseholderQr(data, rows, width).Basis(new double[rows * width]), rows, width);
         Assert.True(q.t().matmul(q).allclose(eye(width, dtype: ScalarType.Float64), rtol: 0, atol: 1e-14));
     }
 
