@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LoraLego.Core.Merging;
 using static TorchSharp.torch;
 
@@ -43,8 +44,11 @@ public static class RandomizedSvd
     /// <paramref name="powerIterations"/> applications after the first (which plays the sketch's product): the
     /// basis then carries the spectrum to the power 2 (q + 1), against 2 q + 1 for <see cref="Of"/>, in q + 2 passes
     /// over A instead of 2 q + 2. The sketch has whole <see cref="RowBlockProducts.Width"/>-column panels (the passes
-    /// compute them anyway), so at least <paramref name="oversampling"/> columns beyond the rank. Bytes do not depend
-    /// on <paramref name="threads"/>.
+    /// compute them anyway), so at least <paramref name="oversampling"/> columns beyond the rank. The small dense
+    /// decompositions (the basis's QR, and the SVD of A X as its QR then the SVD of R) are this module's float64 ones
+    /// on one thread rather than libtorch's, whose LAPACK rounds differently at different thread counts, so the bytes
+    /// do not depend on <paramref name="threads"/> or on libtorch's thread count. Singular vectors have the signs of
+    /// <see cref="JacobiSvd"/>; a left one whose value is 0 is 0.
     /// </summary>
     public static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads)
     {
@@ -54,22 +58,65 @@ public static class RandomizedSvd
             return Of(matrix, rank, oversampling, powerIterations, generator);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var contiguous = matrix.contiguous();
-        var x = Sketch(contiguous, cols, width, generator);
+        var x = Sketch(contiguous, cols, width, generator).contiguous();
         var zTransposed = empty(width, cols, ScalarType.Float32);
+        // Reused by every pass: a few MB each, which as fresh large-object arrays per pass would pile up between
+        // collections.
+        double[] columns = new double[cols * width], basis = new double[cols * width];
         fixed (byte* a = contiguous.bytes)
         {
             for (int i = 0; i <= powerIterations; i++)
             {
                 fixed (byte* px = x.bytes, pz = zTransposed.bytes)
                     RowBlockProducts.Gram((float*)a, rows, cols, (float*)px, width, (float*)pz, parallel);
-                x = Orthonormal(zTransposed.t()).contiguous();
+                Orthonormalise(zTransposed, x, columns, basis, width);
             }
             var y = empty(rows, width, ScalarType.Float32);
             fixed (byte* px = x.bytes, py = y.bytes)
                 RowBlockProducts.Times((float*)a, rows, cols, (float*)px, width, (float*)py, parallel);
-            var (u, s, wh) = linalg.svd(y.to(ScalarType.Float64), fullMatrices: false);
-            return new SingularFactors(u, s, wh.matmul(x.to(ScalarType.Float64).t()));
+            return FactorsOf(y, basis, rows, cols, width);
         }
+    }
+
+    // Z's QR basis (Z the columns of zTransposed's rows), rounded to float32 into x (cols x width, row-major) for the
+    // next pass and into basis (column-major float64); columns is the factorisation's scratch.
+    private static void Orthonormalise(Tensor zTransposed, Tensor x, double[] columns, double[] basis, int width)
+    {
+        int cols = columns.Length / width;
+        var z = MemoryMarshal.Cast<byte, float>(zTransposed.bytes);
+        for (int i = 0; i < columns.Length; i++)
+            columns[i] = z[i];
+        new HouseholderQr(columns, cols, width).Basis(basis);
+        var rowMajor = MemoryMarshal.Cast<byte, float>(x.bytes);
+        for (int j = 0; j < width; j++)
+            for (int i = 0; i < cols; i++)
+            {
+                float entry = (float)basis[j * cols + i];
+                rowMajor[i * width + j] = entry;
+                basis[j * cols + i] = entry;
+            }
+    }
+
+    // A ≈ y Xᵀ with y = A X = Q R and R = U S Vᵀ: A ≈ (Q U) S (X V)ᵀ.
+    private static SingularFactors FactorsOf(Tensor y, double[] basis, int rows, int cols, int width)
+    {
+        var products = MemoryMarshal.Cast<byte, float>(y.bytes);
+        var columns = new double[rows * width];
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < width; j++)
+                columns[j * rows + i] = products[i * width + j];
+        var qr = new HouseholderQr(columns, rows, width);
+        var small = new JacobiSvd(qr.R(), width);
+        var leftColumns = qr.Times(small.U, width, new double[rows * width]);
+        var left = new double[rows * width];
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < width; j++)
+                left[i * width + j] = leftColumns[j * rows + i];
+        var right = new double[width * cols];
+        for (int r = 0; r < width; r++)
+            for (int j = 0; j < width; j++)
+                OrderedDoubles.AddScaled(small.V[r * width + j], basis.AsSpan(j * cols, cols), right.AsSpan(r * cols, cols));
+        return new SingularFactors(tensor(left, [rows, width]), tensor(small.Values), tensor(right, [width, cols]));
     }
 
     // TorchSharp's generators are CPU generators: the sketch is drawn there and moved, which also gives a seed the same

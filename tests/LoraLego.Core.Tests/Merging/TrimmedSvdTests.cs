@@ -77,14 +77,7 @@ public class TrimmedSvdTests(ITestOutputHelper output)
         // Eight rank-16 adapters of a 1200 x 900 module with decaying spectra (as trained adapters have), TIES at
         // density 0.5: the trimmed sum is full rank, its tail the trimming's noise. Where the spectrum is flat
         // (docs/benchmarks.md) any rank-k subspace of the top is as good, and only the residual ratio means anything.
-        var inputs = Enumerable.Range(0, 8).Select(i =>
-        {
-            var g = manual_seed(300 + i);
-            using var decay = arange(16).mul(-0.3).exp_().div_(1 + i);
-            var module = LoraModule.FromFactors(Key, randn(16, 900, generator: g).div_(30), randn(1200, 16, generator: g).mul_(decay).mul_(0.01), 2.0);
-            var config = new AdapterConfig(new System.Text.Json.Nodes.JsonObject { ["r"] = 16, ["lora_alpha"] = 32 });
-            return new MergeInput(new LoraAdapter($"t{i}", null, "PEFT", config, [module]));
-        }).ToList();
+        var inputs = DecayingAdapters();
         var log = new List<string>();
         var fast = StandardMerge.Merge(inputs, MergeMethod.TiesSvd, new MergeOptions { Density = 0.5, Rank = 16, Verbose = log.Add });
         var dense = StandardMerge.Merge(inputs, MergeMethod.TiesSvd, new MergeOptions { Density = 0.5, Rank = 16, DenseSvd = true });
@@ -100,4 +93,14 @@ public class TrimmedSvdTests(ITestOutputHelper output)
         Assert.InRange(residualRatio, 1.0 - 1e-6, 1.01);
         Assert.True(relative < 0.05, $"relative difference {relative}");
     }
+
+    /// <summary>Eight rank-16 adapters of one 1200 x 900 module, their spectra decaying as trained adapters' do.</summary>
+    internal static List<MergeInput> DecayingAdapters() => Enumerable.Range(0, 8).Select(i =>
+    {
+        var g = manual_seed(300 + i);
+        using var decay = arange(16).mul(-0.3).exp_().div_(1 + i);
+        var module = LoraModule.FromFactors(Key, randn(16, 900, generator: g).div_(30), randn(1200, 16, generator: g).mul_(decay).mul_(0.01), 2.0);
+        var config = new AdapterConfig(new System.Text.Json.Nodes.JsonObject { ["r"] = 16, ["lora_alpha"] = 32 });
+        return new MergeInput(new LoraAdapter($"t{i}", null, "PEFT", config, [module]));
+    }).ToList();
 }
