@@ -130,7 +130,8 @@ public sealed class LoraTensor
         }
     }
 
-    private long ByteLength => ElementCount * DType.ElementSize();
+    /// <summary>The size of the stored values in bytes.</summary>
+    internal long ByteLength => ElementCount * DType.ElementSize();
 
     private void CopyStored(Span<byte> destination)
     {

@@ -36,7 +36,7 @@ internal static class FactorwiseSum
     private static bool Readable(LoraTensor factor) =>
         FloatLanes.Covers(factor.DType) && factor.ElementCount % SumBlock == 0 && factor.ElementCount <= int.MaxValue / sizeof(float);
 
-    private static long StoredBytes(LoraModule module) => module.A.ElementCount * module.A.DType.ElementSize() + module.B.ElementCount * module.B.DType.ElementSize();
+    private static long StoredBytes(LoraModule module) => module.A.ByteLength + module.B.ByteLength;
 
     public static LoraModule Merge(string key, IReadOnlyList<(MergeInput Input, LoraModule Module)> present, SafetensorsDType? storeAs)
     {
@@ -55,7 +55,7 @@ internal static class FactorwiseSum
                 var module = present[i].Module;
                 // PEFT makes a float32 tensor of the weights; doing the same keeps the rounding alike.
                 float weight = (float)Math.Sqrt(present[i].Input.Weight * module.Scaling);
-                int aBytes = (int)(module.A.ElementCount * module.A.DType.ElementSize());
+                int aBytes = (int)module.A.ByteLength;
                 int bytes = (int)StoredBytes(module);
                 LoraTensor.CopyStored([module.A, module.B], stored.AsSpan(at, bytes));
                 aTerms[i] = new FloatLanes.Term(at, module.A.DType, weight);

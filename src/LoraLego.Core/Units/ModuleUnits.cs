@@ -71,7 +71,7 @@ internal sealed class ModuleUnits
             MemoryMarshal.Cast<byte, double>(wide.bytes).CopyTo(rows);
             return;
         }
-        long aBytes = a.ElementCount * a.DType.ElementSize(), bBytes = b.ElementCount * b.DType.ElementSize();
+        long aBytes = a.ByteLength, bBytes = b.ByteLength;
         var bytes = ArrayPool<byte>.Shared.Rent(checked((int)(aBytes + bBytes)));
         var column = ArrayPool<double>.Shared.Rent(outFeatures * rank);
         try
