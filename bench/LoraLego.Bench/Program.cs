@@ -88,7 +88,7 @@ switch (args.FirstOrDefault())
                    loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
                                                                             (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]
-                   loralego-bench trim-svd-module [--out 11008] [--in 4096] [--threads N]  (TiesSvd of one module: randomized vs PEFT's dense SVD)
+                   loralego-bench trim-svd-module [--out 11008] [--in 4096] [--decay 1] [--threads N]  (TiesSvd of one module: randomized vs PEFT's dense SVD)
                    loralego-bench dare-modules METHOD OUTDIR SEED KEYFILTER ADAPTERDIR... [--threads N]
                                                                             (a seeded DARE merge of the modules whose keys contain KEYFILTER, CPU seconds)
                    loralego-bench kmeans [--device Cpu|Cuda]                 (KMeans.Fit on one 7B module's pool)
@@ -140,8 +140,9 @@ static void PrintTrimmedSvd(string[] args)
     int Arg(string name, int fallback) => Array.IndexOf(args, name) is var i and >= 0 ? int.Parse(args[i + 1]) : fallback;
     // On busy shared cores one libtorch thread is faster: see RunExtraction.
     torch.set_num_threads(Arg("--threads", Environment.ProcessorCount));
-    var r = TrimmedSvdComparison.Run(Arg("--out", 11008), Arg("--in", 4096), 8, 16, 0.5);
-    Console.WriteLine($"TiesSvd of one {r.Out} x {r.In} module, {r.Adapters} adapters r{r.Rank}, density {r.Density} -> r{r.Rank}, CPU, {torch.get_num_threads()} threads: " +
+    double decay = Array.IndexOf(args, "--decay") is var d and >= 0 ? double.Parse(args[d + 1], System.Globalization.CultureInfo.InvariantCulture) : 1;
+    var r = TrimmedSvdComparison.Run(Arg("--out", 11008), Arg("--in", 4096), 8, 16, 0.5, decay);
+    Console.WriteLine($"TiesSvd of one {r.Out} x {r.In} module, {r.Adapters} adapters r{r.Rank} (spectra decaying by {decay} a rank), density {r.Density} -> r{r.Rank}, CPU, {torch.get_num_threads()} threads: " +
         $"default (randomized) {r.DefaultSeconds:F2} s, dense {r.DenseSeconds:F1} s (full SVD, all singular values), relative difference {r.RelativeDifference:E2}, residual / optimal {r.ResidualRatio:F5}");
     Console.WriteLine("| route | oversampling | power iterations | range finder s | relative difference | residual / optimal |");
     Console.WriteLine("|---|---:|---:|---:|---:|---:|");

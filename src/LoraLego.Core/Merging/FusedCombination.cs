@@ -100,7 +100,9 @@ internal static unsafe class FusedCombination
     private static void Settle(UpdateTiles tiles, TaskCombiner combiner, float[] weights, MagnitudeCut[] cuts, MagnitudeCut.SampledCut?[] sampled,
         MagnitudeCut[] provisional, MagnitudeCut.BracketCount?[] bracketed, float* output, ParallelOptions parallel)
     {
-        var exact = cuts.Select((cut, i) => sampled[i] is { } s ? s.Settle(bracketed[i]!) : cut).ToArray();
+        // Each adapter's selection from its bracket on a thread of its own: one after another they left a core idle.
+        var exact = new MagnitudeCut?[cuts.Length];
+        Parallel.For(0, cuts.Length, parallel, i => exact[i] = sampled[i] is { } s ? s.Settle(bracketed[i]!) : cuts[i]);
         if (exact.Any(cut => cut is null))
         {
             // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.

@@ -25,8 +25,8 @@ internal static class SvdMerge
     /// <summary>
     /// The same combination as <see cref="Dense"/>, built by the fused SIMD passes on the CPU (block by block in libtorch
     /// on CUDA), cut to the rank by a randomized range finder instead of the full SVD of the
-    /// out x in result (subspace iteration in passes over its row blocks on the CPU). The sketch is seeded per merge,
-    /// so a merge is reproducible.
+    /// out x in result (subspace iteration in passes over its row blocks on the CPU, started from the untrimmed sum's
+    /// leading directions: <see cref="UntrimmedStart"/>). The sketch is seeded per merge, so a merge is reproducible.
     /// </summary>
     public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
@@ -34,11 +34,23 @@ internal static class SvdMerge
         var combined = FusedCombination.Covers(inputs)
             ? FusedCombination.Combine(inputs, combiner, get_num_threads(), workspace, random)
             : TiledCombination.Combine(inputs, combiner, random);
+        int threads = get_num_threads();
         using var sketch = new Generator(SketchSeed, CPU);
-        var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, PowerIterations, sketch, get_num_threads());
-        int k = (int)Math.Min(rank, svd.Values.shape[0]);
-        var (a, b) = svd.Truncate(k, combined.dtype);
-        return TruncatedSvd.Finish(a, b, clamp);
+        try
+        {
+            // The sketch's last GaussianColumns stay random, so that directions the untrimmed sum lacks (adapters that
+            // nearly cancel there) can still be found.
+            var start = RandomizedSvd.TakesRowBlocks(combined, rank, Oversampling)
+                ? UntrimmedStart.Of(inputs, RandomizedSvd.RowBlockWidth(rank, Oversampling) - GaussianColumns, sketch, threads, workspace)
+                : null;
+            var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, start is null ? PowerIterations : StartedPowerIterations, sketch, threads, start);
+            var (a, b) = svd.Truncate((int)Math.Min(rank, svd.Values.shape[0]), combined.dtype);
+            return TruncatedSvd.Finish(a, b, clamp);
+        }
+        finally
+        {
+            workspace.ReturnArrays();
+        }
     }
 
     /// <summary>Columns sketched beyond the rank (chosen from measured error: docs/benchmarks.md).</summary>
@@ -46,6 +58,16 @@ internal static class SvdMerge
 
     /// <summary>Power iterations of the range finder (chosen from measured error: docs/benchmarks.md).</summary>
     internal const int PowerIterations = 2;
+
+    /// <summary>
+    /// Power iterations of the range finder started from <see cref="UntrimmedStart"/>: with one, it is closer to the
+    /// optimal rank-k result than two from a Gaussian sketch on every case measured (docs/benchmarks.md); with none, it
+    /// was not where the disjoint mean reshapes the sum (adapters of different scales).
+    /// </summary>
+    internal const int StartedPowerIterations = 1;
+
+    /// <summary>Sketch columns left Gaussian beside <see cref="UntrimmedStart"/>'s.</summary>
+    internal const int GaussianColumns = 8;
 
     private const ulong SketchSeed = 0x5EED;
 

@@ -50,15 +50,27 @@ public static class RandomizedSvd
     /// do not depend on <paramref name="threads"/> or on libtorch's thread count. Singular vectors have the signs of
     /// <see cref="JacobiSvd"/>; a left one whose value is 0 is 0.
     /// </summary>
-    public static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads)
+    /// <remarks>
+    /// <paramref name="start"/>, where given, replaces the sketch's first columns (cols x count, column-major): directions
+    /// the caller knows to lie near the leading ones, which then need fewer passes over A.
+    /// </remarks>
+    public static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads,
+        (double[] Basis, int Count)? start = null)
     {
-        int rows = checked((int)matrix.shape[0]), cols = checked((int)matrix.shape[1]);
-        int width = (rank + oversampling + RowBlockProducts.Width - 1) / RowBlockProducts.Width * RowBlockProducts.Width;
-        if (2 * width >= Math.Min(rows, cols) || matrix.dtype != ScalarType.Float32 || matrix.device_type != TorchSharp.DeviceType.CPU || !RowBlockProducts.IsAccelerated)
+        if (!TakesRowBlocks(matrix, rank, oversampling))
             return Of(matrix, rank, oversampling, powerIterations, generator);
+        int rows = checked((int)matrix.shape[0]), cols = checked((int)matrix.shape[1]);
+        int width = RowBlockWidth(rank, oversampling);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var contiguous = matrix.contiguous();
         var x = Sketch(contiguous, cols, width, generator).contiguous();
+        if (start is var (given, count))
+        {
+            var rowMajor = MemoryMarshal.Cast<byte, float>(x.bytes);
+            for (int j = 0; j < Math.Min(count, width); j++)
+                for (int i = 0; i < cols; i++)
+                    rowMajor[i * width + j] = (float)given[j * cols + i];
+        }
         var zTransposed = empty(width, cols, ScalarType.Float32);
         // Reused by every pass: a few MB each, which as fresh large-object arrays per pass would pile up between
         // collections.
@@ -77,6 +89,15 @@ public static class RandomizedSvd
             return FactorsOf(y, basis, rows, cols, width);
         }
     }
+
+    /// <summary>Columns of <see cref="OfRowBlocks"/>'s sketch: rank + oversampling in whole panels.</summary>
+    public static int RowBlockWidth(int rank, int oversampling) =>
+        (rank + oversampling + RowBlockProducts.Width - 1) / RowBlockProducts.Width * RowBlockProducts.Width;
+
+    /// <summary>Whether <see cref="OfRowBlocks"/> runs its passes over row blocks (rather than <see cref="Of"/>) for this matrix.</summary>
+    public static bool TakesRowBlocks(Tensor matrix, int rank, int oversampling) =>
+        2 * RowBlockWidth(rank, oversampling) < Math.Min(matrix.shape[0], matrix.shape[1]) && matrix.dtype == ScalarType.Float32
+        && matrix.device_type == TorchSharp.DeviceType.CPU && RowBlockProducts.IsAccelerated;
 
     // Z's QR basis (Z the columns of zTransposed's rows), rounded to float32 into x (cols x width, row-major) for the
     // next pass and into basis (column-major float64); columns is the factorisation's scratch.

@@ -90,8 +90,9 @@ public class TrimmedSvdTests(ITestOutputHelper output)
         output.WriteLine($"relative difference {relative:E2}, residual over the optimal {residualRatio:F5}");
         Assert.Contains(log, l => l.Contains("randomized range finder"));
         Assert.Equal(16, fast.Modules[0].Rank);
-        Assert.InRange(residualRatio, 1.0 - 1e-6, 1.01);
-        Assert.True(relative < 0.05, $"relative difference {relative}");
+        // The range finder started from the untrimmed sum: 4.1e-3 and 1.00001 (from a Gaussian sketch: 8.1e-3 and 1.00004).
+        Assert.InRange(residualRatio, 1.0 - 1e-6, 1.0001);
+        Assert.True(relative < 0.006, $"relative difference {relative}");
     }
 
     /// <summary>Eight rank-16 adapters of one 1200 x 900 module, their spectra decaying as trained adapters' do.</summary>
