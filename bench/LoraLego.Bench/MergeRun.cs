@@ -6,8 +6,12 @@ using LoraLego.Core.Merging;
 
 namespace LoraLego.Bench;
 
-/// <summary>One merge timed end to end (import, merge, export), as a user's pipeline runs it.</summary>
-public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes);
+/// <summary>
+/// One merge timed end to end (import, merge, export), as a user's pipeline runs it; <see cref="AgainSeconds"/>: the
+/// same merge run again in the same process, as every merge after a PowerShell session's first runs (the runtime,
+/// libtorch and the compiled code already loaded), null where it was not run.
+/// </summary>
+public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes, double? AgainSeconds = null);
 
 public static class MergeRun
 {
@@ -35,8 +39,21 @@ public static class MergeRun
         return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes);
     }
 
-    /// <summary>Runs <see cref="Run"/> in a child process, so each method's peak memory is its own; <paramref name="threads"/>: libtorch's and the fused passes' threads there.</summary>
-    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, int? threads = null) =>
+    /// <summary>Merges taking longer than this are not run again: a second run tells nothing their first does not.</summary>
+    private const double AgainUnderSeconds = 20;
+
+    /// <summary><see cref="Run"/>, then (where <paramref name="again"/> and the first run was short) the same merge again in this process; the peak memory is the first run's.</summary>
+    public static MergeRunResult RunTwice(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, bool again)
+    {
+        var first = Run(method, adapterDirs, output, device);
+        if (!again || first.Seconds > AgainUnderSeconds)
+            return first;
+        Directory.Delete(output, recursive: true);
+        return first with { AgainSeconds = Run(method, adapterDirs, output, device).Seconds };
+    }
+
+    /// <summary>Runs <see cref="RunTwice"/> in a child process, so each method's peak memory is its own; <paramref name="threads"/>: libtorch's and the fused passes' threads there.</summary>
+    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, int? threads = null, bool again = false) =>
         ChildRun.Json<MergeRunResult>(method, new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs)
-            .Concat(threads is { } n ? ["--threads", n.ToString()] : []));
+            .Concat(threads is { } n ? ["--threads", n.ToString()] : []).Concat(again ? ["--again"] : []));
 }
