@@ -26,8 +26,7 @@ internal static class UntrimmedStart
     /// <summary>
     /// Up to <paramref name="columns"/> orthonormal directions (in x count, column-major, count = min(columns, R)), or
     /// null where U is (nearly) zero: its adapters cancel, or have no weight, and the combination's directions are then
-    /// not U's.
-    /// The arrays (a few MB a module) are rented from <paramref name="workspace"/>: the caller returns them.
+    /// not U's. The arrays (a few MB a module) are rented from <paramref name="workspace"/>: the caller returns them.
     /// </summary>
     public static (double[] Basis, int Count)? Of(ModuleInputs inputs, int columns, Generator generator, int threads, CombinationWorkspace workspace)
     {

@@ -91,11 +91,11 @@ public static class RandomizedSvd
     }
 
     /// <summary>Columns of <see cref="OfRowBlocks"/>'s sketch: rank + oversampling in whole panels.</summary>
-    public static int RowBlockWidth(int rank, int oversampling) =>
+    internal static int RowBlockWidth(int rank, int oversampling) =>
         (rank + oversampling + RowBlockProducts.Width - 1) / RowBlockProducts.Width * RowBlockProducts.Width;
 
     /// <summary>Whether <see cref="OfRowBlocks"/> runs its passes over row blocks (rather than <see cref="Of"/>) for this matrix.</summary>
-    public static bool TakesRowBlocks(Tensor matrix, int rank, int oversampling) =>
+    internal static bool TakesRowBlocks(Tensor matrix, int rank, int oversampling) =>
         2 * RowBlockWidth(rank, oversampling) < Math.Min(matrix.shape[0], matrix.shape[1]) && matrix.dtype == ScalarType.Float32
         && matrix.device_type == TorchSharp.DeviceType.CPU && RowBlockProducts.IsAccelerated;
 
