@@ -46,10 +46,16 @@ public static class TrimmedSvdComparison
         var (rel, ratio) = Compare(fastDelta, best, combined, bestResidual);
 
         var settings = new List<Setting>();
+        // The started routes take SvdMerge's start: the untrimmed sum's leading directions in all but 8 of the sketch's columns.
+        using var module = ModuleInputs.Load(inputs[0].Adapter.Modules[0].Key, inputs, density, CPU);
+        using var workspace = new CombinationWorkspace();
+        (double[], int)? Start(int columns, Generator g) => UntrimmedStart.Of(module, columns - SvdMerge.GaussianColumns, g, get_num_threads(), workspace);
         var routes = new (string Name, Func<Tensor, int, int, int, Generator, SingularFactors> Svd)[]
         {
             ("products", (m, k, p, q, g) => RandomizedSvd.Of(m, k, p, q, g)),
             ("row blocks", (m, k, p, q, g) => RandomizedSvd.OfRowBlocks(m, k, p, q, g, get_num_threads())),
+            ("products, started (CUDA's)", (m, k, p, q, g) => RandomizedSvd.Of(m, k, p, q, g, Start(k + p, g))),
+            ("row blocks, started (the CPU's)", (m, k, p, q, g) => RandomizedSvd.OfRowBlocks(m, k, p, q, g, get_num_threads(), Start(RandomizedSvd.SketchColumns(m, k, p), g))),
         };
         var runs = routes.SelectMany(r => new[] { (5, 0), (10, 0), (5, 1), (10, 1), (20, 1), (5, 2), (10, 2), (10, 3) }.Select(s => (r.Name, r.Svd, P: s.Item1, Q: s.Item2)));
         foreach (var (route, svdOf, p, q) in runs)
@@ -61,6 +67,7 @@ public static class TrimmedSvdComparison
             var (ra, rb) = svd.Truncate(rank, ScalarType.Float32);
             var approx = rb.matmul(ra);
             double seconds = sw.Elapsed.TotalSeconds;
+            workspace.ReturnArrays();
             var (r, f) = Compare(approx, best, combined, bestResidual);
             settings.Add(new Setting(route, p, q, seconds, r, f));
         }

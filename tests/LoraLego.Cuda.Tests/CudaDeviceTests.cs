@@ -1,5 +1,6 @@
 using LoraLego.Core;
 using LoraLego.Core.Compute;
+using LoraLego.Core.Merging;
 using LoraLego.Core.Surgery;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -31,6 +32,26 @@ public class CudaDeviceTests
             .add_(randn([700, 500], generator: source).mul_(1e-3));
         var onCpu = RandomizedSvd.Of(matrix, 8, 10, 2, new Generator(5, CPU));
         var onGpu = RandomizedSvd.Of(matrix.cuda(), 8, 10, 2, new Generator(5, CPU));
+        AssertClose(onCpu, onGpu);
+    }
+
+    // A start (the trimming merges' untrimmed-sum directions) crosses to the device and replaces the same sketch columns there.
+    [Fact]
+    public void A_started_randomized_svd_on_cuda_equals_the_cpu()
+    {
+        Cuda.Require();
+        using var scope = NewDisposeScope();
+        var source = new Generator(4, CPU);
+        var matrix = randn([700, 12], generator: source).matmul(randn([12, 500], generator: source))
+            .add_(randn([700, 500], generator: source).mul_(1e-3));
+        var start = (linalg.qr(randn([500, 10], ScalarType.Float64, generator: source)).Q.t().contiguous().data<double>().ToArray(), 10);
+        var onCpu = RandomizedSvd.Of(matrix, 8, 10, 1, new Generator(5, CPU), start);
+        var onGpu = RandomizedSvd.Of(matrix.cuda(), 8, 10, 1, new Generator(5, CPU), start);
+        AssertClose(onCpu, onGpu);
+    }
+
+    private static void AssertClose(SingularFactors onCpu, SingularFactors onGpu)
+    {
         var cpuUpdate = onCpu.Truncate(8, ScalarType.Float64);
         var gpuUpdate = onGpu.Truncate(8, ScalarType.Float64);
         var expected = cpuUpdate.B.matmul(cpuUpdate.A);

@@ -154,8 +154,8 @@ public static class StandardMerge
         MergeForm.Factorwise => $"{method.PeftName()}: on the A's and the B's separately (PEFT's form; cross terms between adapters are part of the result)",
         _ when combiner.IsWeightedSum && !options.DenseSvd => $"{method.PeftName()}: truncated SVD to rank {rank} from the stacked factors (no dense matrix)",
         _ when !options.DenseSvd => $"{method.PeftName()}: on the dense updates, combined block by block, rank {rank} by a randomized range finder " +
-            $"(oversampling {SvdMerge.Oversampling}; on the CPU started from the untrimmed sum's leading directions, {SvdMerge.StartedPowerIterations} power iteration, " +
-            $"elsewhere {SvdMerge.PowerIterations} from a Gaussian sketch; -DenseSvd takes PEFT's full SVD)",
+            $"(oversampling {SvdMerge.Oversampling}, started from the untrimmed sum's leading directions, {SvdMerge.StartedPowerIterations} power iteration; " +
+            "-DenseSvd takes PEFT's full SVD)",
         _ => $"{method.PeftName()}: on the dense updates, truncated SVD to rank {rank}",
     };
 

@@ -25,8 +25,8 @@ internal static class SvdMerge
     /// <summary>
     /// The same combination as <see cref="Dense"/>, built by the fused SIMD passes on the CPU (block by block in libtorch
     /// on CUDA), cut to the rank by a randomized range finder instead of the full SVD of the
-    /// out x in result (subspace iteration in passes over its row blocks on the CPU, started from the untrimmed sum's
-    /// leading directions: <see cref="UntrimmedStart"/>). The sketch is seeded per merge, so a merge is reproducible.
+    /// out x in result (subspace iteration in passes over its row blocks on the CPU), started from the untrimmed sum's
+    /// leading directions (<see cref="UntrimmedStart"/>). The sketch is seeded per merge, so a merge is reproducible.
     /// </summary>
     public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
@@ -40,9 +40,8 @@ internal static class SvdMerge
         {
             // The sketch's last GaussianColumns stay random, so that directions the untrimmed sum lacks (adapters that
             // nearly cancel there) can still be found.
-            var start = RandomizedSvd.TakesRowBlocks(combined, rank, Oversampling)
-                ? UntrimmedStart.Of(inputs, RandomizedSvd.RowBlockWidth(rank, Oversampling) - GaussianColumns, sketch, threads, workspace)
-                : null;
+            int columns = RandomizedSvd.SketchColumns(combined, rank, Oversampling);
+            var start = columns > GaussianColumns ? UntrimmedStart.Of(inputs, columns - GaussianColumns, sketch, threads, workspace) : null;
             var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, start is null ? PowerIterations : StartedPowerIterations, sketch, threads, start);
             var (a, b) = svd.Truncate((int)Math.Min(rank, svd.Values.shape[0]), combined.dtype);
             return TruncatedSvd.Finish(a, b, clamp);

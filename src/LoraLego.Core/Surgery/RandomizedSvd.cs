@@ -15,14 +15,17 @@ public static class RandomizedSvd
     /// <summary>
     /// The first <paramref name="rank"/> + <paramref name="oversampling"/> singular triplets of <paramref name="matrix"/>
     /// (float32 or float64), float64, in the caller's dispose scope; the dense SVD where the sketch would not be smaller.
+    /// <paramref name="start"/>, where given, replaces the sketch's first columns (cols x count, column-major): directions
+    /// the caller knows to lie near the leading ones, which then need fewer power iterations.
     /// </summary>
-    public static SingularFactors Of(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator)
+    public static SingularFactors Of(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator,
+        (double[] Basis, int Count)? start = null)
     {
         long rows = matrix.shape[0], cols = matrix.shape[1];
         long sketch = Math.Min(rank + oversampling, Math.Min(rows, cols));
         if (2 * sketch >= Math.Min(rows, cols))
             return Dense(matrix);
-        var omega = Sketch(matrix, cols, sketch, generator);
+        var omega = Started(Sketch(matrix, cols, sketch, generator), start);
         var q = Orthonormal(matrix.matmul(omega));
         for (int i = 0; i < powerIterations; i++)
         {
@@ -50,27 +53,17 @@ public static class RandomizedSvd
     /// do not depend on <paramref name="threads"/> or on libtorch's thread count. Singular vectors have the signs of
     /// <see cref="JacobiSvd"/>; a left one whose value is 0 is 0.
     /// </summary>
-    /// <remarks>
-    /// <paramref name="start"/>, where given, replaces the sketch's first columns (cols x count, column-major): directions
-    /// the caller knows to lie near the leading ones, which then need fewer passes over A.
-    /// </remarks>
+    /// <remarks><paramref name="start"/> as for <see cref="Of"/>, which also takes the matrices this route does not.</remarks>
     public static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads,
         (double[] Basis, int Count)? start = null)
     {
         if (!TakesRowBlocks(matrix, rank, oversampling))
-            return Of(matrix, rank, oversampling, powerIterations, generator);
+            return Of(matrix, rank, oversampling, powerIterations, generator, start);
         int rows = checked((int)matrix.shape[0]), cols = checked((int)matrix.shape[1]);
         int width = RowBlockWidth(rank, oversampling);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var contiguous = matrix.contiguous();
-        var x = Sketch(contiguous, cols, width, generator).contiguous();
-        if (start is var (given, count))
-        {
-            var rowMajor = MemoryMarshal.Cast<byte, float>(x.bytes);
-            for (int j = 0; j < Math.Min(count, width); j++)
-                for (int i = 0; i < cols; i++)
-                    rowMajor[i * width + j] = (float)given[j * cols + i];
-        }
+        var x = Started(Sketch(contiguous, cols, width, generator), start).contiguous();
         var zTransposed = empty(width, cols, ScalarType.Float32);
         // Reused by every pass: a few MB each, which as fresh large-object arrays per pass would pile up between
         // collections.
@@ -90,14 +83,37 @@ public static class RandomizedSvd
         }
     }
 
-    /// <summary>Columns of <see cref="OfRowBlocks"/>'s sketch: rank + oversampling in whole panels.</summary>
-    internal static int RowBlockWidth(int rank, int oversampling) =>
+    /// <summary>
+    /// The columns of the sketch <see cref="OfRowBlocks"/> draws for <paramref name="matrix"/> (on either of its routes),
+    /// 0 where it takes the dense SVD instead.
+    /// </summary>
+    internal static int SketchColumns(Tensor matrix, int rank, int oversampling)
+    {
+        if (TakesRowBlocks(matrix, rank, oversampling))
+            return RowBlockWidth(rank, oversampling);
+        long smaller = Math.Min(matrix.shape[0], matrix.shape[1]), sketch = Math.Min(rank + oversampling, smaller);
+        return 2 * sketch >= smaller ? 0 : (int)sketch;
+    }
+
+    // Columns of the row-block route's sketch: rank + oversampling in whole panels.
+    private static int RowBlockWidth(int rank, int oversampling) =>
         (rank + oversampling + RowBlockProducts.Width - 1) / RowBlockProducts.Width * RowBlockProducts.Width;
 
-    /// <summary>Whether <see cref="OfRowBlocks"/> runs its passes over row blocks (rather than <see cref="Of"/>) for this matrix.</summary>
-    internal static bool TakesRowBlocks(Tensor matrix, int rank, int oversampling) =>
+    private static bool TakesRowBlocks(Tensor matrix, int rank, int oversampling) =>
         2 * RowBlockWidth(rank, oversampling) < Math.Min(matrix.shape[0], matrix.shape[1]) && matrix.dtype == ScalarType.Float32
         && matrix.device_type == TorchSharp.DeviceType.CPU && RowBlockProducts.IsAccelerated;
+
+    // The sketch with its first columns replaced by the start's (rounded to the sketch's dtype, on its device).
+    private static Tensor Started(Tensor sketch, (double[] Basis, int Count)? start)
+    {
+        if (start is not var (given, count))
+            return sketch;
+        long cols = sketch.shape[0];
+        int columns = (int)Math.Min(count, sketch.shape[1]);
+        using var directions = tensor(given.AsSpan(0, checked((int)(columns * cols))).ToArray(), [columns, cols]);
+        sketch.narrow(1, 0, columns).copy_(directions.t());
+        return sketch;
+    }
 
     // Z's QR basis (Z the columns of zTransposed's rows), rounded to float32 into x (cols x width, row-major) for the
     // next pass and into basis (column-major float64); columns is the factorisation's scratch.

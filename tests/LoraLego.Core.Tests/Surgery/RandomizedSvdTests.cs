@@ -83,4 +83,33 @@ public class RandomizedSvdTests
         Assert.Equal(one.Left.data<double>().ToArray(), two.Left.data<double>().ToArray());
         Assert.Equal(one.Right.data<double>().ToArray(), two.Right.data<double>().ToArray());
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_start_near_the_leading_directions_needs_fewer_power_iterations_on_either_route(bool rowBlocks)
+    {
+        using var scope = NewDisposeScope();
+        // The slowly decaying spectrum above; the start is its leading right singular directions, slightly perturbed.
+        var values = Enumerable.Range(0, 300).Select(i => Math.Pow(0.99, i)).ToArray();
+        var generator = new TorchSharp.torch.Generator(8);
+        var u = linalg.qr(randn([900, 300], ScalarType.Float64, generator: generator)).Q;
+        var v = linalg.qr(randn([600, 300], ScalarType.Float64, generator: generator)).Q;
+        var exact = u.mul(tensor(values)).matmul(v.t());
+        var matrix = exact.to_type(ScalarType.Float32);
+        double optimal = Math.Sqrt(values.Skip(16).Sum(x => x * x));
+        var near = linalg.qr(v[.., ..18].add(randn([600, 18], ScalarType.Float64, generator: generator).mul(0.01))).Q;
+        var start = (near.t().contiguous().data<double>().ToArray(), 18);
+        double Residual(int iterations, (double[], int)? given)
+        {
+            var svd = rowBlocks
+                ? RandomizedSvd.OfRowBlocks(matrix, 16, 10, iterations, new TorchSharp.torch.Generator(7), threads: 2, given)
+                : RandomizedSvd.Of(matrix, 16, 10, iterations, new TorchSharp.torch.Generator(7), given);
+            var (a, b) = svd.Truncate(16, ScalarType.Float64);
+            return exact.sub(b.matmul(a)).norm().item<double>() / optimal;
+        }
+        double started = Residual(0, start), gaussian = Residual(2, null);
+        Assert.True(started < gaussian, $"residual / optimal: started, no iteration {started}; Gaussian, two {gaussian}");
+        Assert.True(started < 1.001, $"residual / optimal {started}");
+    }
 }
