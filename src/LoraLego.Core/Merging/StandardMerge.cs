@@ -155,7 +155,7 @@ public static class StandardMerge
         _ when combiner.IsWeightedSum && !options.DenseSvd => $"{method.PeftName()}: truncated SVD to rank {rank} from the stacked factors (no dense matrix)",
         _ when !options.DenseSvd => $"{method.PeftName()}: on the dense updates, combined block by block, rank {rank} by a randomized range finder " +
             $"(oversampling {SvdMerge.Oversampling}, started from the untrimmed sum's leading directions, {SvdMerge.StartedPowerIterations} power iteration; " +
-            "-DenseSvd takes PEFT's full SVD)",
+            $"where the adapters cancel in that sum, a Gaussian sketch and {SvdMerge.PowerIterations}; -DenseSvd takes PEFT's full SVD)",
         _ => $"{method.PeftName()}: on the dense updates, truncated SVD to rank {rank}",
     };
 

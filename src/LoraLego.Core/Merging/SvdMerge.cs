@@ -31,10 +31,10 @@ internal static class SvdMerge
     public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace)
     {
         using var scope = NewDisposeScope();
-        var combined = FusedCombination.Covers(inputs)
-            ? FusedCombination.Combine(inputs, combiner, get_num_threads(), workspace, random)
-            : TiledCombination.Combine(inputs, combiner, random);
         int threads = get_num_threads();
+        var combined = FusedCombination.Covers(inputs)
+            ? FusedCombination.Combine(inputs, combiner, threads, workspace, random)
+            : TiledCombination.Combine(inputs, combiner, random);
         using var sketch = new Generator(SketchSeed, CPU);
         try
         {
@@ -55,7 +55,7 @@ internal static class SvdMerge
     /// <summary>Columns sketched beyond the rank (chosen from measured error: docs/benchmarks.md).</summary>
     internal const int Oversampling = 10;
 
-    /// <summary>Power iterations of the range finder (chosen from measured error: docs/benchmarks.md).</summary>
+    /// <summary>Power iterations of the range finder from a Gaussian sketch alone, where the adapters cancel in their untrimmed sum (chosen from measured error: docs/benchmarks.md).</summary>
     internal const int PowerIterations = 2;
 
     /// <summary>
