@@ -1,84 +1,31 @@
 using LoraLego.Core.Units;
+using static TorchSharp.torch;
 
 namespace LoraLego.Core.Clustering;
 
 /// <summary>
-/// The float64 rows buffers that the clusterings of one merge share, module after module: each
-/// grows to the widest module's rows once, so later modules write into pages already faulted in.
-/// Two buffers take turns, so that the next module can be read (<see cref="ReadAhead"/>) on a
-/// worker thread while the current one is clustered.
+/// The float64 rows buffer that the clusterings of one worker share, module after module: it grows
+/// to the widest module's rows once, so later modules write into pages already faulted in. A merge
+/// that clusters several modules at once gives each worker its own.
 /// </summary>
-internal sealed class ClusterWorkspace
+/// <param name="gramThreads">The threads that share one module's Gram products: libtorch's thread count where one
+/// module is clustered at a time, 1 where each of several workers clusters its own.</param>
+internal sealed class ClusterWorkspace(int? gramThreads = null)
 {
-    private double[] _current = [], _spare = [];
-    private (MsuPool Pool, Task Read)? _next;
-    private MsuPool? _following;
+    private double[] _rows = [];
 
-    /// <summary>
-    /// The pools as given, each handed on with the pool after it noted, so that <see cref="Rows"/>,
-    /// once it has a pool's rows, starts reading the next pool's into the spare buffer on a worker thread.
-    /// </summary>
-    public IEnumerable<MsuPool> ReadAhead(IEnumerable<MsuPool> pools)
-    {
-        MsuPool? current = null;
-        foreach (var pool in pools)
-        {
-            if (current is not null)
-            {
-                _following = pool;
-                yield return current;
-            }
-            current = pool;
-        }
-        _following = null;
-        if (current is not null)
-            yield return current;
-    }
+    public int GramThreads { get; } = gramThreads ?? get_num_threads();
 
-    /// <summary>The rows of <paramref name="pool"/> (<see cref="MsuPool.WidenRows"/>): those read ahead, or read now.
-    /// A read's error surfaces here, as if the pool were read now. The buffer stays the pool's until the next call.</summary>
+    /// <summary>The rows of <paramref name="pool"/> (<see cref="MsuPool.WidenRows"/>), read now; the buffer stays the pool's until the next call.</summary>
     public double[] Rows(MsuPool pool)
     {
-        if (_next is { } next && ReferenceEquals(next.Pool, pool))
-        {
-            _next = null;
-            next.Read.GetAwaiter().GetResult();
-            (_current, _spare) = (_spare, _current);
-        }
-        else
-        {
-            Settle();
-            _current = Grown(_current, Length(pool));
-            pool.WidenRows(_current.AsSpan(0, Length(pool)));
-        }
-        if (_following is { } following)
-        {
-            _following = null;
-            var buffer = _spare = Grown(_spare, Length(following));
-            _next = (following, Task.Run(() => following.WidenRows(buffer.AsSpan(0, Length(following)))));
-        }
-        return _current;
+        int length = RowsLength(pool.Count, pool.OutFeatures, pool.InFeatures);
+        if (_rows.Length < length)
+            _rows = GC.AllocateUninitializedArray<double>(length);
+        pool.WidenRows(_rows.AsSpan(0, length));
+        return _rows;
     }
 
-    // A prefetch not asked for (the merge stopped or moved on) is waited for, its error dropped:
-    // the spare buffer is not written to by two reads at once.
-    private void Settle()
-    {
-        if (_next is { } next)
-        {
-            _next = null;
-            try
-            {
-                next.Read.Wait();
-            }
-            catch (AggregateException)
-            {
-            }
-        }
-    }
-
-    private static int Length(MsuPool pool) => pool.Count * (pool.OutFeatures + pool.InFeatures);
-
-    private static double[] Grown(double[] buffer, int length) =>
-        buffer.Length < length ? GC.AllocateUninitializedArray<double>(length) : buffer;
+    /// <summary>The float64 values of a pool of <paramref name="units"/> units of one module's shape.</summary>
+    public static int RowsLength(int units, int outFeatures, int inFeatures) => units * (outFeatures + inFeatures);
 }

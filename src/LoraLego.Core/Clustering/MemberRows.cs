@@ -6,10 +6,11 @@ namespace LoraLego.Core.Clustering;
 /// <summary>
 /// One module's folded, sign-canonical units as float64 rows (n x width, row-major), clustered where the
 /// clustering runs: on the CPU straight from a buffer a merge reuses module after module (a fresh
-/// libtorch tensor per module faulted in some 2 GB of new pages per 7B merge); on another device as
+/// libtorch tensor per module faulted in some 2 GB of new pages per 7B merge), its Gram products shared among
+/// <c>gramThreads</c> threads; on another device as
 /// a tensor moved there, whose matmuls then form the Gram matrices and the centroids.
 /// </summary>
-internal sealed class MemberRows(double[] buffer, int count, int width)
+internal sealed class MemberRows(double[] buffer, int count, int width, int gramThreads)
 {
     public int Count => count;
 
@@ -36,5 +37,5 @@ internal sealed class MemberRows(double[] buffer, int count, int width)
     public double[] Gram(int first = 0, int? columns = null) =>
         OnDevice is { } rows
             ? KMeans.GramOf(rows, first, columns)
-            : SymmetricGram.Of(Values, count, width, first, columns ?? width - first, get_num_threads());
+            : SymmetricGram.Of(Values, count, width, first, columns ?? width - first, gramThreads);
 }

@@ -74,7 +74,7 @@ public static class RankClusterer
     private static (List<Msu> Units, MemberRows Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm, ClusterWorkspace workspace)
     {
         int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
-        var members = new MemberRows(workspace.Rows(pool), n, width);
+        var members = new MemberRows(workspace.Rows(pool), n, width, workspace.GramThreads);
         var (flip, at, entries) = SignCanonicalizer.LargestEntries(members.Values, width, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];

@@ -55,13 +55,14 @@ namespace LoraLego.Core.Merging;
 /// </remarks>
 public static class LegoMerge
 {
-    /// <summary>Merges adapters, streaming module by module (one module's units in memory at a time).</summary>
+    /// <summary>Merges adapters, streaming module by module: the units of a few modules in memory at a time, one per
+    /// libtorch thread, clustered side by side and handed on in order.</summary>
     /// <param name="inputs">Adapters with weights; ranks, rsLoRA, rank/alpha patterns and target modules may differ
     /// (a module some inputs lack is merged from those that have it).</param>
     /// <param name="options">Clustering, reweighting and target choices; null for the defaults.</param>
     /// <param name="name">The merged adapter's name.</param>
     /// <param name="verbose">Per-module k, inertia and reweighting factors.</param>
-    /// <param name="progress">Called before each module, as for the standard merges.</param>
+    /// <param name="progress">Called as each module is handed on, in order, on the calling thread.</param>
     /// <param name="cancellationToken">Checked between modules.</param>
     public static LoraAdapter Merge(IReadOnlyList<MergeInput> inputs, LegoOptions? options = null, string name = "lego",
         Action<string>? verbose = null, Action<MergeProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -75,13 +76,34 @@ public static class LegoMerge
         Provenance.BeginHashing(inputs.Select(i => i.Adapter));
         var device = DeviceSelector.Resolve(options.Clustering.Device, verbose);
         var filter = new ModuleFilter(options.ModuleFilter);
-        int count = MergeInput.ModuleKeys(inputs).Count(filter.Matches);
-        var workspace = new ClusterWorkspace();
-        var clusters = workspace.ReadAhead(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false))
-            .Select(pool => RankClusterer.Cluster(pool, options.Clustering, device, verbose, workspace));
+        var keys = MergeInput.ModuleKeys(inputs).Where(filter.Matches).ToList();
+        var (degree, gramThreads) = Workers(inputs, keys);
+        var modules = OrderedPipeline.Map(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false), degree, () => new ClusterWorkspace(gramThreads),
+            (pool, workspace) =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                return Built(RankClusterer.Cluster(pool, options.Clustering, device, null, workspace), options, verbose is not null, inputs.Count);
+            });
         // The record names the inputs' digests, which are hashed while the modules are clustered.
         JsonObject Recorded() => Record(options, new JsonArray(inputs.Select(i => (JsonNode)Provenance.Input(i.Adapter, i.Weight)).ToArray()));
-        return Assemble(clusters, inputs[0].Adapter.Config, options, Recorded, name, count, inputs.Count, verbose, progress, cancellationToken);
+        return Assemble(modules, inputs[0].Adapter.Config, Recorded, name, keys.Count, verbose, progress, cancellationToken);
+    }
+
+    // The rows of the modules clustered at once stay within this (a 7B module's 128 units are 15 MB of rows, a 70B's 38 MB).
+    private const long RowsBudgetBytes = 256L << 20;
+
+    // One module per libtorch thread, each module's Gram products on one thread (the modules' serial steps then run side
+    // by side: one module at a time left all but one core idle outside its Gram products), and at least two, so that one
+    // module is read while another is clustered; fewer where the widest module's rows would exceed the budget, their
+    // Gram products then shared among the threads left.
+    private static (int Degree, int GramThreads) Workers(IReadOnlyList<MergeInput> inputs, IEnumerable<string> keys)
+    {
+        int threads = Math.Max(1, get_num_threads());
+        long widest = keys.Select(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>().ToList())
+            .Select(modules => (long)ClusterWorkspace.RowsLength(modules.Sum(m => m.Rank), (int)modules[0].OutFeatures, (int)modules[0].InFeatures) * sizeof(double))
+            .DefaultIfEmpty(0).Max();
+        int degree = (int)Math.Clamp(RowsBudgetBytes / Math.Max(1, widest), 2, Math.Max(2, threads));
+        return (degree, Math.Max(1, threads / degree));
     }
 
     /// <summary>
@@ -106,8 +128,8 @@ public static class LegoMerge
         var used = options with { Clustering = list[0].Options };
         var adapters = list.SelectMany(c => c.Adapters).Distinct().ToList();
         var inputs = new JsonArray(adapters.Select(a => (JsonNode)new JsonObject { ["adapter"] = a }).ToArray());
-        return Assemble(list, template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)), used, () => Record(used, inputs), name, list.Count, adapters.Count,
-            verbose, progress, cancellationToken);
+        return Assemble(list.Select(c => Built(c, used, verbose is not null, adapters.Count)), template ?? MsuJoiner.TemplateOf(list.SelectMany(c => c.Units)),
+            () => Record(used, inputs), name, list.Count, verbose, progress, cancellationToken);
     }
 
     /// <summary>
@@ -167,16 +189,27 @@ public static class LegoMerge
         return norm > 0 ? cluster.MeanMemberNorms[j] / norm : 1.0;
     }
 
-    private static LoraAdapter Assemble(IEnumerable<RankCluster> clusters, AdapterConfig template, LegoOptions options, Func<JsonObject> record,
-        string name, int count, int adapterCount, Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
+    // A module built and, where one is wanted, its verbose line, for the thread that enumerates them to tell.
+    private sealed record BuiltModule(LoraModule Module, string? Message);
+
+    private static BuiltModule Built(RankCluster cluster, LegoOptions options, bool verbose, int adapterCount)
+    {
+        string? message = null;
+        var module = BuildModule(cluster, options, verbose ? line => message = line : null, adapterCount);
+        return new BuiltModule(module, message);
+    }
+
+    private static LoraAdapter Assemble(IEnumerable<BuiltModule> built, AdapterConfig template, Func<JsonObject> record, string name, int count,
+        Action<string>? verbose, Action<MergeProgress>? progress, CancellationToken cancellationToken)
     {
         var modules = new List<LoraModule>();
-        int index = 0;
         cancellationToken.ThrowIfCancellationRequested();
-        foreach (var cluster in clusters)
+        foreach (var (module, message) in built)
         {
-            progress?.Invoke(new MergeProgress(index++, count, cluster.ModuleKey));
-            modules.Add(BuildModule(cluster, options, verbose, adapterCount));
+            progress?.Invoke(new MergeProgress(modules.Count, count, module.Key));
+            if (message is not null)
+                verbose?.Invoke(message);
+            modules.Add(module);
             cancellationToken.ThrowIfCancellationRequested();
         }
         return LoraAdapter.Create(name, template, modules, record());

@@ -1,0 +1,58 @@
+using System.Collections.Concurrent;
+
+namespace LoraLego.Core.Compute;
+
+/// <summary>
+/// A lazy map over a sequence whose items are worked on by up to <c>degree</c> pool threads at once and handed back in
+/// the sequence's order on the enumerating thread: the caller's callbacks (progress, verbose, a PowerShell cmdlet's
+/// writes) stay on that thread, and the results do not depend on which thread made them.
+/// </summary>
+internal static class OrderedPipeline
+{
+    /// <param name="source">Enumerated on the calling thread, one item ahead of the work at most <paramref name="degree"/> items ahead.</param>
+    /// <param name="newState">A worker's reusable state (a buffer): at most <paramref name="degree"/> are made, each used by one item at a time.</param>
+    /// <param name="map">The work on one item. Its error surfaces when its result is reached, as if the item were worked on then.</param>
+    public static IEnumerable<TResult> Map<TSource, TState, TResult>(IEnumerable<TSource> source, int degree, Func<TState> newState,
+        Func<TSource, TState, TResult> map)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(degree, 1);
+        var idle = new ConcurrentBag<TState>();
+        var inFlight = new Queue<Task<TResult>>();
+        Task<TResult> Start(TSource item) => Task.Run(() =>
+        {
+            var state = idle.TryTake(out var kept) ? kept : newState();
+            try
+            {
+                return map(item, state);
+            }
+            finally
+            {
+                idle.Add(state);
+            }
+        });
+        try
+        {
+            foreach (var item in source)
+            {
+                if (inFlight.Count == degree)
+                    yield return inFlight.Dequeue().GetAwaiter().GetResult();
+                inFlight.Enqueue(Start(item));
+            }
+            while (inFlight.Count > 0)
+                yield return inFlight.Dequeue().GetAwaiter().GetResult();
+        }
+        finally
+        {
+            // Stopped early (an error, a cancellation, a consumer that stopped): the work in flight ends before the
+            // enumeration does, so nothing still writes into a state or reads a file the caller goes on to change.
+            foreach (var task in inFlight)
+                try
+                {
+                    task.Wait();
+                }
+                catch (AggregateException)
+                {
+                }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using LoraLego.Core.Compute;
+
+namespace LoraLego.Core.Tests.Lego;
+
+/// <summary>The map that clusters a merge's modules side by side: order, bounds on the work in flight, errors and early stops.</summary>
+public class OrderedPipelineTests
+{
+    [Fact]
+    public void Results_come_in_the_sources_order_with_at_most_degree_items_and_states_in_use()
+    {
+        int running = 0, mostRunning = 0, states = 0;
+        var results = OrderedPipeline.Map(Enumerable.Range(0, 40), 3, () => Interlocked.Increment(ref states), (item, state) =>
+        {
+            int now = Interlocked.Increment(ref running);
+            lock (this)
+                mostRunning = Math.Max(mostRunning, now);
+            // Later items finish first, so that order comes from the map and not from the timing.
+            Thread.Sleep((40 - item) % 7);
+            Interlocked.Decrement(ref running);
+            return item * item;
+        }).ToList();
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => i * i), results);
+        Assert.InRange(mostRunning, 2, 3);
+        Assert.InRange(states, 2, 3);
+    }
+
+    [Fact]
+    public void An_items_error_surfaces_at_its_place_after_the_results_before_it()
+    {
+        var seen = new List<int>();
+        var e = Assert.Throws<InvalidDataException>(() =>
+        {
+            foreach (int result in OrderedPipeline.Map(Enumerable.Range(0, 10), 4, () => 0,
+                         (item, _) => item == 5 ? throw new InvalidDataException("item 5") : item))
+                seen.Add(result);
+        });
+        Assert.Equal("item 5", e.Message);
+        Assert.Equal([0, 1, 2, 3, 4], seen);
+    }
+
+    [Fact]
+    public void A_consumer_that_stops_early_gets_back_only_once_the_work_in_flight_has_ended()
+    {
+        int started = 0, ended = 0;
+        var first = OrderedPipeline.Map(Enumerable.Range(0, 100), 4, () => 0, (item, _) =>
+        {
+            Interlocked.Increment(ref started);
+            Thread.Sleep(item == 0 ? 0 : 30);
+            Interlocked.Increment(ref ended);
+            return item;
+        }).First();
+        Assert.Equal(0, first);
+        Assert.InRange(started, 1, 4);
+        Assert.Equal(started, Volatile.Read(ref ended));
+    }
+}
