@@ -27,6 +27,25 @@ public class CudaMergeTests
     }
 
     [Fact]
+    public void Linear_under_auto_runs_on_the_cpu_and_under_cuda_on_the_gpu()
+    {
+        Cuda.Require();
+        var call = MergeFixtures.Get("linear_ab");
+        LoraLego.Core.Adapters.LoraAdapter On(ComputeDevice device, List<string> log) =>
+            StandardMerge.Merge(call.Inputs(), call.Method, new MergeOptions { Name = "linear_ab", Device = device, Verbose = log.Add });
+        var autoLog = new List<string>();
+        var cudaLog = new List<string>();
+        var auto = On(ComputeDevice.Auto, autoLog);
+        var onCpu = On(ComputeDevice.Cpu, []);
+        var onCuda = On(ComputeDevice.Cuda, cudaLog);
+        Assert.Contains(autoLog, line => line.Contains("-Device Auto runs it on the CPU"));
+        Assert.DoesNotContain(cudaLog, line => line.Contains("runs it on the CPU"));
+        Assert.Equal(0, MergeFixtures.WorstError(auto, MergeFixtures.Deltas(onCpu)));
+        double worst = MergeFixtures.WorstError(onCuda, MergeFixtures.IntendedDeltas("linear_ab"));
+        Assert.True(worst < 1e-5, $"linear on CUDA: worst relative error {worst}");
+    }
+
+    [Fact]
     public void Lego_on_cuda_equals_lego_on_the_cpu_for_a_seed()
     {
         Cuda.Require();

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Clustering;
 using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
 using static TorchSharp.torch;
 
@@ -78,6 +79,9 @@ public static class LegoMerge
         var filter = new ModuleFilter(options.ModuleFilter);
         var keys = MergeInput.ModuleKeys(inputs).Where(filter.Matches).ToList();
         var (degree, gramThreads) = Workers(inputs, keys);
+        // One handle per input file for the whole merge instead of one per module read.
+        using var open = SafetensorsFile.KeepOpen(inputs.SelectMany(i => i.Adapter.Modules).SelectMany(m => new[] { m.A, m.B })
+            .Select(f => f.SourceFile).OfType<SafetensorsFile>());
         var modules = OrderedPipeline.Map(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false), degree, () => new ClusterWorkspace(gramThreads),
             (pool, workspace) =>
             {
