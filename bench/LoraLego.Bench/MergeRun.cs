@@ -11,7 +11,8 @@ namespace LoraLego.Bench;
 /// same merge run again in the same process, as every merge after a PowerShell session's first runs (the runtime,
 /// libtorch and the compiled code already loaded), null where it was not run.
 /// </summary>
-public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes, double? AgainSeconds = null);
+public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes, double? AgainSeconds = null,
+    double? ReadSeconds = null, double? MergeSeconds = null, double? WriteSeconds = null);
 
 public static class MergeRun
 {
@@ -21,6 +22,7 @@ public static class MergeRun
     {
         var sw = Stopwatch.StartNew();
         var inputs = adapterDirs.Select(d => new MergeInput(PeftAdapterReader.Read(d))).ToList();
+        double read = sw.Elapsed.TotalSeconds;
         LoraAdapter merged = method switch
         {
             "Lego" => LegoMerge.Merge(inputs, new LegoOptions { Clustering = new() { K = 16, Device = device } }),
@@ -32,24 +34,27 @@ public static class MergeRun
                 Device = device,
             }),
         };
+        double merging = sw.Elapsed.TotalSeconds;
         PeftAdapterWriter.Write(merged, output, inputs[0].Adapter.DType);
         double seconds = sw.Elapsed.TotalSeconds;
         long inputBytes = adapterDirs.Sum(d => new FileInfo(Path.Combine(d, PeftAdapterReader.ModelFileName)).Length);
         long outputBytes = new FileInfo(Path.Combine(output, PeftAdapterReader.ModelFileName)).Length;
-        return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes);
+        return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes,
+            ReadSeconds: read, MergeSeconds: merging - read, WriteSeconds: seconds - merging);
     }
 
     /// <summary>Merges taking longer than this are not run again: a second run tells nothing their first does not.</summary>
     private const double AgainUnderSeconds = 20;
 
-    /// <summary><see cref="Run"/>, then (where <paramref name="again"/> and the first run was short) the same merge again in this process; the peak memory is the first run's.</summary>
+    /// <summary><see cref="Run"/>, then (where <paramref name="again"/> and the first run was short) the same merge again in this process; the peak memory is the first run's, the phases (read the headers, merge, write) the last run's.</summary>
     public static MergeRunResult RunTwice(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, bool again)
     {
         var first = Run(method, adapterDirs, output, device);
         if (!again || first.Seconds > AgainUnderSeconds)
             return first;
         Directory.Delete(output, recursive: true);
-        return first with { AgainSeconds = Run(method, adapterDirs, output, device).Seconds };
+        var second = Run(method, adapterDirs, output, device);
+        return first with { AgainSeconds = second.Seconds, ReadSeconds = second.ReadSeconds, MergeSeconds = second.MergeSeconds, WriteSeconds = second.WriteSeconds };
     }
 
     /// <summary>Runs <see cref="RunTwice"/> in a child process, so each method's peak memory is its own; <paramref name="threads"/>: libtorch's and the fused passes' threads there.</summary>

@@ -53,6 +53,33 @@ public static class FloatLanes
     }
 
     /// <summary>
+    /// float32 <paramref name="values"/> rounded to <paramref name="output"/> (F16, BF16 or F32) into <paramref name="destination"/>,
+    /// as libtorch's conversion rounds them (F16 past its range becomes infinity; NaN stays NaN).
+    /// </summary>
+    public static void Narrow(ReadOnlySpan<float> values, SafetensorsDType output, Span<byte> destination)
+    {
+        if (!Covers(output))
+            throw new ArgumentOutOfRangeException(nameof(output), output, "not a dtype FloatLanes writes");
+        if ((long)values.Length * output.ElementSize() > destination.Length)
+            throw new ArgumentOutOfRangeException(nameof(destination), "the destination is shorter than the values");
+        int i = Vector256.IsHardwareAccelerated ? NarrowLanes(values, output, destination) : 0;
+        for (; i < values.Length; i++)
+            Store(values[i], output, destination, i);
+    }
+
+    // Returns how many values it rounded: whole groups of 16.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int NarrowLanes(ReadOnlySpan<float> values, SafetensorsDType output, Span<byte> destination)
+    {
+        ref float source = ref MemoryMarshal.GetReference(values);
+        ref byte target = ref MemoryMarshal.GetReference(destination);
+        int i = 0;
+        for (; i + 16 <= values.Length; i += 16)
+            Store16(Vector256.LoadUnsafe(ref source, (nuint)i), Vector256.LoadUnsafe(ref source, (nuint)(i + 8)), output, ref target, i);
+        return i;
+    }
+
+    /// <summary>
     /// <paramref name="values"/> (stored as <paramref name="dtype"/>) widened to float64 into <paramref name="destination"/>:
     /// exact, as libtorch's conversion is. Finite values only, as for <see cref="WeightedSum"/>.
     /// </summary>

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using static TorchSharp.torch;
@@ -28,9 +30,50 @@ public static class SafetensorsWriter
             using var produced = item.Produce();
             if (!produced.shape.SequenceEqual(item.Shape))
                 throw new LoraException(LoraErrorKind.ShapeMismatch, item.Name, $"produced shape [{string.Join(", ", produced.shape)}] but the header says [{string.Join(", ", item.Shape)}]");
-            using var typed = produced.to_type(item.DType.ToScalarType());
-            FiniteCheck.Require(typed, null, item.Name, typed.dtype == produced.dtype ? null : $"once converted to {item.DType}");
-            TensorBytes.WriteTo(typed, stream);
+            if (Narrows(produced, item.DType))
+                WriteNarrowed(produced, item, stream);
+            else
+                WriteConverted(produced, item, stream);
+        }
+    }
+
+    private static void WriteConverted(Tensor produced, SafetensorsWriteItem item, Stream stream)
+    {
+        using var typed = produced.to_type(item.DType.ToScalarType());
+        FiniteCheck.Require(typed, null, item.Name, typed.dtype == produced.dtype ? null : $"once converted to {item.DType}");
+        TensorBytes.WriteTo(typed, stream);
+    }
+
+    // float32 on the CPU written as F16 or BF16 (a merge's float32 result exported in its inputs' dtype) is rounded in
+    // span loops chunk by chunk into one buffer: libtorch's conversion made a new tensor per written tensor, whose
+    // fresh pages and calls cost a Lego export more than its write.
+    private static bool Narrows(Tensor produced, SafetensorsDType dtype) =>
+        dtype is SafetensorsDType.F16 or SafetensorsDType.BF16 && produced.dtype == ScalarType.Float32
+        && produced.device_type == TorchSharp.DeviceType.CPU && produced.is_contiguous() && produced.numel() <= int.MaxValue / sizeof(float);
+
+    private const int ChunkValues = 1 << 18;
+
+    private static void WriteNarrowed(Tensor produced, SafetensorsWriteItem item, Stream stream)
+    {
+        var values = MemoryMarshal.Cast<byte, float>(produced.bytes);
+        int size = item.DType.ElementSize();
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(values.Length, ChunkValues) * size);
+        try
+        {
+            for (int at = 0; at < values.Length; at += ChunkValues)
+            {
+                var chunk = values.Slice(at, Math.Min(ChunkValues, values.Length - at));
+                var narrowed = buffer.AsSpan(0, chunk.Length * size);
+                FloatLanes.Narrow(chunk, item.DType, narrowed);
+                // A value that is not finite once rounded: libtorch's conversion finds it again, for the error's counts and place.
+                if (FiniteCheck.AllFinite(narrowed, item.DType.ToScalarType()) == false)
+                    WriteConverted(produced, item, Stream.Null);
+                stream.Write(narrowed);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

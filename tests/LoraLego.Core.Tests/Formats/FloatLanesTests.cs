@@ -41,6 +41,21 @@ public class FloatLanesTests
     [InlineData(SafetensorsDType.F16)]
     [InlineData(SafetensorsDType.BF16)]
     [InlineData(SafetensorsDType.F32)]
+    public void Narrowing_rounds_as_libtorch_does_with_signed_zeros_and_infinities(SafetensorsDType dtype)
+    {
+        // Specials first (the vector lanes), then the random values; the count leaves a scalar tail.
+        float[] values = [-0f, 0f, float.PositiveInfinity, float.NegativeInfinity, 65_519f, 65_520f, -65_520f, 5.96e-8f, -2.98e-8f, .. Values(7)];
+        using var source = tensor(values);
+        using var expected = source.to_type(dtype.ToScalarType());
+        var stored = new byte[values.Length * dtype.ElementSize()];
+        FloatLanes.Narrow(values, dtype, stored);
+        Assert.Equal(expected.bytes.ToArray(), stored);
+    }
+
+    [Theory]
+    [InlineData(SafetensorsDType.F16)]
+    [InlineData(SafetensorsDType.BF16)]
+    [InlineData(SafetensorsDType.F32)]
     public void A_weighted_sum_is_libtorchs_multiply_then_add_from_zero(SafetensorsDType output)
     {
         const int count = 50_001;

@@ -34,6 +34,35 @@ public class SafetensorsWriterTests : IDisposable
         Assert.True(yr.equal(y).all().item<bool>());
     }
 
+    [Theory]
+    [InlineData(SafetensorsDType.F16)]
+    [InlineData(SafetensorsDType.BF16)]
+    public void Float32_written_as_a_half_dtype_has_libtorchs_bytes_across_chunks(SafetensorsDType dtype)
+    {
+        // Over a chunk of the writer's span loops (2^18 values) and not a multiple of 16, so every path is taken;
+        // scaled normals reach F16's subnormals and its halfway cases, and -0 keeps its sign.
+        var x = (torch.randn(700_001, generator: torch.manual_seed(5)) * torch.pow(2.0, torch.randint(-26, 15, 700_001, generator: torch.manual_seed(6)))).to_type(ScalarType.Float32);
+        x[3] = torch.tensor(-0.0f);
+        string path = Path.Combine(_dir, "h.safetensors");
+        SafetensorsWriter.Write(path, [new SafetensorsWriteItem("x", dtype, [700_001], () => x.clone())]);
+        using var file = SafetensorsFile.Open(path);
+        using var written = file.ReadTensor("x");
+        using var expected = x.to_type(dtype.ToScalarType());
+        Assert.Equal(expected.bytes.ToArray(), written.bytes.ToArray());
+    }
+
+    [Fact]
+    public void A_value_past_f16s_range_is_refused_by_name_once_converted_and_nothing_is_left()
+    {
+        var x = torch.ones(300_000);
+        x[299_990] = torch.tensor(70_000f);
+        string path = Path.Combine(_dir, "over.safetensors");
+        var e = Assert.Throws<LoraException>(() => SafetensorsWriter.Write(path, [new SafetensorsWriteItem("big", SafetensorsDType.F16, [300_000], () => x.clone())]));
+        Assert.Equal(FiniteCheck.ErrorId, e.ErrorId);
+        Assert.Contains("tensor 'big' has 1 non-finite value (0 NaN, 1 infinite; the first, +Inf, at [299990]) once converted to F16", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
     [Fact]
     public void A_failing_producer_leaves_neither_the_file_nor_a_temporary()
     {
