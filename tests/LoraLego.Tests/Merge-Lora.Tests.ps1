@@ -82,6 +82,15 @@ Describe 'Split-Msu, Invoke-RankCluster and Join-Msu' {
         ($cat | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n" | Should -Match 'model\.layers\.0\.mlp\.down_proj: only in a'
     }
 
+    It 'writes each module''s cluster right after its verbose line, in the order the modules arrive' {
+        $a = Import-Lora "$Adapters/a"
+        $written = $a, (Import-Lora "$Adapters/b") | Split-Msu | Invoke-RankCluster -K 4 -Verbose 4>&1 | ForEach-Object {
+            if ($_ -is [LoraLego.Core.Clustering.RankCluster]) { "cluster $($_.ModuleKey)" }
+            elseif ($_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match '^(\S+): \d+ units -> k') { "verbose $($Matches[1])" }
+        }
+        $written | Should -Be ($a.Modules.Key | ForEach-Object { "verbose $_"; "cluster $_" })
+    }
+
     It 'keeps all units, with a warning, when a module has fewer than K' {
         $cluster = Import-Lora "$Adapters/c" | Split-Msu -Module '*layers.0.self_attn.q_proj' | Invoke-RankCluster -K 6 -WarningVariable warnings -WarningAction SilentlyContinue
         $cluster.K | Should -Be 4

@@ -54,15 +54,15 @@ public static class RankClusterer
     /// <summary>
     /// Clusters units of any adapters and modules. A module's units can arrive from several
     /// adapters at any point of the stream, so all of them are gathered first; the modules are then
-    /// clustered one at a time as the result is enumerated.
+    /// clustered side by side (<see cref="RankClusterQueue"/>) and handed on in order as the result is enumerated.
     /// </summary>
     public static IEnumerable<RankCluster> Cluster(IEnumerable<Msu> units, RankClusterOptions? options = null, Action<string>? verbose = null)
     {
         options ??= new RankClusterOptions();
         var device = DeviceSelector.Resolve(options.Device, verbose);
-        var workspace = new ClusterWorkspace();
-        foreach (var pool in MsuPool.FromUnits(units))
-            yield return Cluster(pool, options, device, verbose, workspace);
+        options.Validate();
+        foreach (var cluster in RankClusterQueue.InOrder(MsuPool.FromUnits(units), options, device))
+            yield return cluster;
     }
 
     // Every unit as its folded vector [sign(s) sqrt|s| b; sqrt|s| a] (Msu.Folded), turned to its

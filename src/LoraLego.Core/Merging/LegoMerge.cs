@@ -82,7 +82,7 @@ public static class LegoMerge
         // One handle per input file for the whole merge instead of one per module read.
         using var open = SafetensorsFile.KeepOpen(inputs.SelectMany(i => i.Adapter.Modules).SelectMany(m => new[] { m.A, m.B })
             .Select(f => f.SourceFile).OfType<SafetensorsFile>());
-        var modules = OrderedPipeline.Map(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false), degree, () => new ClusterWorkspace(gramThreads),
+        var modules = OrderedWork.Map(MsuSplitter.Pools(inputs, options.ModuleFilter, read: false), degree, () => new ClusterWorkspace(gramThreads),
             (pool, workspace) =>
             {
                 cancellationToken.ThrowIfCancellationRequested();

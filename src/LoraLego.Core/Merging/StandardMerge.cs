@@ -72,7 +72,7 @@ public static class StandardMerge
         // libtorch thread and at least two, so that one module is read while another is summed; they are handed on in
         // order, so progress, verbose lines and errors come as they do one module at a time.
         using var sums = recipe.Form == MergeForm.Factorwise && presents.All(present => FactorwiseSum.Covers(present, combiner, device, storeAs))
-            ? OrderedPipeline.Map(Enumerable.Range(0, keys.Count), Math.Max(2, get_num_threads()), () => 0,
+            ? OrderedWork.Map(Enumerable.Range(0, keys.Count), Math.Max(2, get_num_threads()), () => 0,
                 (i, _) => FactorwiseSum.Merge(keys[i], presents[i], storeAs)).GetEnumerator()
             : null;
         for (int i = 0; i < keys.Count; i++)

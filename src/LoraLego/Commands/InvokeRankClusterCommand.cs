@@ -10,12 +10,13 @@ namespace LoraLego.Commands;
 
 [Cmdlet(VerbsLifecycle.Invoke, "RankCluster")]
 [OutputType(typeof(RankCluster))]
-public sealed class InvokeRankClusterCommand : LoraCmdlet
+public sealed class InvokeRankClusterCommand : LoraCmdlet, IDisposable
 {
     private readonly List<Msu> _pending = [];
     private readonly HashSet<string> _done = new(StringComparer.Ordinal);
     private RankClusterOptions _options = null!;
     private torch.Device _device = null!;
+    private RankClusterQueue? _queue;
 
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
     [ValidateNotNullOrEmpty]
@@ -64,8 +65,9 @@ public sealed class InvokeRankClusterCommand : LoraCmdlet
         }
     }
 
-    // Units arrive grouped by module (Split-Msu emits them so); a module is clustered as soon as
-    // the next one starts, so only one module's pool is held at a time.
+    // Units arrive grouped by module (Split-Msu emits them so); a module starts clustering as soon as
+    // the next one starts arriving, side by side with the modules before it (one per core), and the
+    // results are written in module order as they are ready.
     protected override void ProcessRecord()
     {
         foreach (var unit in Unit)
@@ -86,8 +88,12 @@ public sealed class InvokeRankClusterCommand : LoraCmdlet
     {
         if (_pending.Count > 0)
             Flush();
+        WriteClustered(wait: true);
         WriteProgress(new ProgressRecord(4, "Invoke-RankCluster", "done") { RecordType = ProgressRecordType.Completed });
     }
+
+    /// <summary>Waits for clusterings still running when the pipeline stops or fails.</summary>
+    public void Dispose() => _queue?.Dispose();
 
     private void Flush()
     {
@@ -95,9 +101,26 @@ public sealed class InvokeRankClusterCommand : LoraCmdlet
         _pending.Clear();
         _done.Add(pool.ModuleKey);
         WriteProgress(new ProgressRecord(4, "Invoke-RankCluster", $"{pool.ModuleKey}: {pool.Count} units") { PercentComplete = -1 });
+        _queue ??= new RankClusterQueue(_options, _device);
+        if (_queue.Full)
+            WriteOldest();
+        _queue.Add(pool);
+        WriteClustered(wait: false);
+    }
+
+    // The clustered modules at the head of the queue, in order: those ready, or (wait) every one.
+    private void WriteClustered(bool wait)
+    {
+        while (_queue is { Count: > 0 } && (wait || _queue.OldestDone))
+            WriteOldest();
+    }
+
+    private void WriteOldest()
+    {
+        var pool = _queue!.Oldest;
         try
         {
-            var cluster = RankClusterer.Cluster(pool, _options, _device, WriteVerbose);
+            var cluster = _queue.TakeOldest();
             if (cluster.Message is not null)
                 WriteWarning($"{pool.ModuleKey}: {cluster.Message}");
             WriteVerbose($"{pool.ModuleKey}: {pool.Count} units -> k {cluster.K}, inertia {cluster.Inertia:G4}, {cluster.Iterations} iterations");

@@ -3,13 +3,13 @@ using LoraLego.Core.Compute;
 namespace LoraLego.Core.Tests.Lego;
 
 /// <summary>The map that clusters a merge's modules side by side: order, bounds on the work in flight, errors and early stops.</summary>
-public class OrderedPipelineTests
+public class OrderedWorkTests
 {
     [Fact]
     public void Results_come_in_the_sources_order_with_at_most_degree_items_and_states_in_use()
     {
         int running = 0, mostRunning = 0, states = 0;
-        var results = OrderedPipeline.Map(Enumerable.Range(0, 40), 3, () => Interlocked.Increment(ref states), (item, state) =>
+        var results = OrderedWork.Map(Enumerable.Range(0, 40), 3, () => Interlocked.Increment(ref states), (item, state) =>
         {
             int now = Interlocked.Increment(ref running);
             lock (this)
@@ -34,7 +34,7 @@ public class OrderedPipelineTests
         var seen = new List<int>();
         var e = Assert.Throws<InvalidDataException>(() =>
         {
-            foreach (int result in OrderedPipeline.Map(Enumerable.Range(0, 10), 4, () => 0,
+            foreach (int result in OrderedWork.Map(Enumerable.Range(0, 10), 4, () => 0,
                          (item, _) => item == 5 ? throw new InvalidDataException("item 5") : item))
                 seen.Add(result);
         });
@@ -46,7 +46,7 @@ public class OrderedPipelineTests
     public void A_consumer_that_stops_early_gets_back_only_once_the_work_in_flight_has_ended()
     {
         int started = 0, ended = 0;
-        var first = OrderedPipeline.Map(Enumerable.Range(0, 100), 4, () => 0, (item, _) =>
+        var first = OrderedWork.Map(Enumerable.Range(0, 100), 4, () => 0, (item, _) =>
         {
             Interlocked.Increment(ref started);
             Thread.Sleep(item == 0 ? 0 : 30);
