@@ -58,6 +58,18 @@ public class CudaMergeTests
     }
 
     [Fact]
+    public void Units_clustered_side_by_side_on_cuda_equal_the_cpu()
+    {
+        Cuda.Require();
+        var units = new[] { "a", "b", "c" }.SelectMany(n => LoraLego.Core.Units.MsuSplitter.Split(MergeFixtures.Adapter(n))).ToList();
+        LoraLego.Core.Clustering.RankClusterOptions On(ComputeDevice d) => new() { K = 8, Device = d, KMeans = new() { Seed = 7 } };
+        var gpu = LoraLego.Core.Clustering.RankClusterer.Cluster(units, On(ComputeDevice.Cuda)).ToList();
+        var cpu = LoraLego.Core.Clustering.RankClusterer.Cluster(units, On(ComputeDevice.Cpu)).ToList();
+        Assert.Equal(cpu.Select(c => c.ModuleKey), gpu.Select(c => c.ModuleKey));
+        Assert.All(cpu.Zip(gpu), pair => Assert.Equal(pair.First.Assignments, pair.Second.Assignments));
+    }
+
+    [Fact]
     public void Dare_on_cuda_repeats_for_a_seed_and_matches_the_cpu()
     {
         Cuda.Require();
