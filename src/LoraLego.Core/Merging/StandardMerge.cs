@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
+using LoraLego.Core.Surgery;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
@@ -68,50 +69,84 @@ public static class StandardMerge
         using var open = SafetensorsFile.KeepOpen(inputs.SelectMany(i => i.Adapter.Modules).SelectMany(m => new[] { m.A, m.B })
             .Select(f => f.SourceFile).OfType<SafetensorsFile>());
         var presents = keys.Select(key => ModuleInputs.Present(key, inputs)).ToList();
-        // Where every module is a span-loop weighted sum (Linear on the CPU), modules are summed side by side, one per
-        // libtorch thread and at least two, so that one module is read while another is summed; they are handed on in
-        // order, so progress, verbose lines and errors come as they do one module at a time.
-        using var sums = recipe.Form == MergeForm.Factorwise && presents.All(present => FactorwiseSum.Covers(present, combiner, device, storeAs))
+        // Modules that need no libtorch call between their read and their result are merged side by side (OrderedWork:
+        // handed on in order, so progress, verbose lines and errors come as they do one module at a time): a span-loop
+        // weighted sum (Linear on the CPU) one per libtorch thread and at least two, so that one module is read while
+        // another is summed; a trimming _svd form on the CPU's fused passes as many as its combined updates' budget
+        // allows, the threads shared among them (its serial steps, the cut's selection and the small decompositions,
+        // then run beside another module's passes instead of leaving cores idle).
+        var workspaces = new List<CombinationWorkspace> { workspace };
+        Action<string>? Replayed(List<string> lines) => log is null ? null : lines.Add;
+        var ahead = recipe.Form == MergeForm.Factorwise && presents.All(present => FactorwiseSum.Covers(present, combiner, device, storeAs))
             ? OrderedWork.Map(Enumerable.Range(0, keys.Count), Math.Max(2, get_num_threads()), () => 0,
-                (i, _) => FactorwiseSum.Merge(keys[i], presents[i], storeAs)).GetEnumerator()
-            : null;
-        for (int i = 0; i < keys.Count; i++)
+                (i, _) => (Module: FactorwiseSum.Merge(keys[i], presents[i], storeAs), Lines: new List<string>())).GetEnumerator()
+            : CombinesSideBySide(recipe, combiner, options, device, inputs, keys, rank) && SideBySideWorkers(inputs, keys) is { Degree: > 1 } workers
+                ? OrderedWork.Map(Enumerable.Range(0, keys.Count), workers.Degree, () =>
+                {
+                    var own = new CombinationWorkspace();
+                    lock (workspaces)
+                        workspaces.Add(own);
+                    return own;
+                }, (i, own) =>
+                {
+                    options.CancellationToken.ThrowIfCancellationRequested();
+                    var lines = new List<string>();
+                    return (Module: MergeAt(i, own, workers.Threads, Replayed(lines)), Lines: lines);
+                }).GetEnumerator()
+                : null;
+        try
         {
-            options.CancellationToken.ThrowIfCancellationRequested();
-            string key = keys[i];
-            options.Progress?.Invoke(new MergeProgress(i, keys.Count, key));
-            var present = presents[i];
-            if (present.Count < inputs.Count)
-                log?.Invoke($"{key}: only in {string.Join(", ", present.Select(p => p.Input.Adapter.Name))}; merged from those");
-            if (recipe.Form == MergeForm.Concatenate)
+            for (int i = 0; i < keys.Count; i++)
             {
-                // The concatenation is computed at export; the inputs' weights are read (and checked
-                // for NaN and Inf, by name) now, so a bad input fails the merge and not a later export.
-                foreach (var input in inputs)
-                    if (input.Adapter.GetModule(key) is { } m)
-                    {
-                        m.A.Load().Dispose();
-                        m.B.Load().Dispose();
-                    }
-                merged.Add(CatMerge.Deferred(key, inputs, storeAs));
-                continue;
+                options.CancellationToken.ThrowIfCancellationRequested();
+                string key = keys[i];
+                options.Progress?.Invoke(new MergeProgress(i, keys.Count, key));
+                var present = presents[i];
+                if (present.Count < inputs.Count)
+                    log?.Invoke($"{key}: only in {string.Join(", ", present.Select(p => p.Input.Adapter.Name))}; merged from those");
+                if (recipe.Form == MergeForm.Concatenate)
+                {
+                    // The concatenation is computed at export; the inputs' weights are read (and checked
+                    // for NaN and Inf, by name) now, so a bad input fails the merge and not a later export.
+                    foreach (var input in inputs)
+                        if (input.Adapter.GetModule(key) is { } m)
+                        {
+                            m.A.Load().Dispose();
+                            m.B.Load().Dispose();
+                        }
+                    merged.Add(CatMerge.Deferred(key, inputs, storeAs));
+                    continue;
+                }
+                if (ahead is not null)
+                {
+                    ahead.MoveNext();
+                    foreach (var line in ahead.Current.Lines)
+                        log?.Invoke(line);
+                    merged.Add(ahead.Current.Module);
+                    continue;
+                }
+                if (recipe.Form == MergeForm.Factorwise && FactorwiseSum.Covers(present, combiner, device, storeAs))
+                {
+                    merged.Add(FactorwiseSum.Merge(key, present, storeAs));
+                    continue;
+                }
+                merged.Add(MergeAt(i, workspace, get_num_threads(), log));
             }
-            if (sums is not null)
-            {
-                sums.MoveNext();
-                merged.Add(sums.Current);
-                continue;
-            }
-            if (recipe.Form == MergeForm.Factorwise && FactorwiseSum.Covers(present, combiner, device, storeAs))
-            {
-                merged.Add(FactorwiseSum.Merge(key, present, storeAs));
-                continue;
-            }
+        }
+        finally
+        {
+            ahead?.Dispose();
+            foreach (var own in workspaces.Skip(1))
+                own.Dispose();
+        }
+
+        LoraModule MergeAt(int i, CombinationWorkspace into, int threads, Action<string>? moduleLog)
+        {
             using var scope = NewDisposeScope();
-            using var module = ModuleInputs.Load(key, inputs, options.Density ?? 1, device);
-            var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, key) : null;
-            var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, workspace, log);
-            merged.Add(LoraModule.FromFactors(key, factors.A, factors.B, 1.0, module.FanInFanOut, storeAs, module.Kernel));
+            using var module = ModuleInputs.Load(keys[i], inputs, options.Density ?? 1, device);
+            var random = recipe.Trimming == Trimming.RandomDrop ? RandomDrop.ForModule(seed, keys[i]) : null;
+            var factors = MergeModule(module, method, recipe, combiner, random, rank, options.Clamp, options.DenseSvd, into, threads, moduleLog);
+            return LoraModule.FromFactors(keys[i], factors.A, factors.B, 1.0, module.FanInFanOut, storeAs, module.Kernel);
         }
         return LoraAdapter.Create(options.Name, inputs[0].Adapter.Config, merged, Record(inputs, method, options, rank, seed, recipe));
     }
@@ -144,7 +179,7 @@ public static class StandardMerge
     }
 
     private static MergedFactors MergeModule(ModuleInputs module, MergeMethod method, MergeRecipe recipe, TaskCombiner combiner,
-        Mt19937? random, int rank, double? clamp, bool denseSvd, CombinationWorkspace workspace, Action<string>? log)
+        Mt19937? random, int rank, double? clamp, bool denseSvd, CombinationWorkspace workspace, int threads, Action<string>? log)
     {
         switch (recipe.Form)
         {
@@ -156,18 +191,42 @@ public static class StandardMerge
                 // A's of different ranks cannot be trimmed and combined entry by entry, but the dense updates can.
                 log?.Invoke($"{module.Key}: ranks differ ({string.Join(", ", module.Members.Select(m => $"{m.AdapterName} r{m.Rank}"))}); " +
                     $"'{method.PeftName()}' ran on the dense updates as '{method.DenseCounterpart().PeftName()}', cut back to rank {rank}");
-                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd, workspace);
+                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd, workspace, threads);
             case MergeForm.DenseSvd when combiner.IsWeightedSum && !denseSvd:
                 return SvdMerge.Factored(module, rank, clamp);
             default:
-                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd, workspace);
+                return OnDenseUpdates(module, combiner, random, rank, clamp, denseSvd, workspace, threads);
         }
     }
 
     // The one choice between PEFT's full SVD and the randomized range finder, for every merge that combines dense updates.
     private static MergedFactors OnDenseUpdates(ModuleInputs module, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, bool denseSvd,
-        CombinationWorkspace workspace) =>
-        denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp, workspace);
+        CombinationWorkspace workspace, int threads) =>
+        denseSvd ? SvdMerge.Dense(module, combiner, random, rank, clamp) : SvdMerge.Randomized(module, combiner, random, rank, clamp, workspace, threads);
+
+    // A trimming _svd form whose every module the CPU's fused passes combine and the range finder's row-block passes cut:
+    // their bytes do not depend on the threads, where libtorch's products (small modules) would take the thread count of
+    // whichever pool thread runs them.
+    private static bool CombinesSideBySide(MergeRecipe recipe, TaskCombiner combiner, MergeOptions options, Device device,
+        IReadOnlyList<MergeInput> inputs, IReadOnlyList<string> keys, int rank) =>
+        recipe.Form == MergeForm.DenseSvd && !combiner.IsWeightedSum && !options.DenseSvd && device.type == TorchSharp.DeviceType.CPU
+        && UpdateTiles.IsAccelerated
+        && keys.SelectMany(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>())
+            .All(m => m.OutFeatures * m.InFeatures <= int.MaxValue / sizeof(float)
+                && RandomizedSvd.TakesRowBlocks(m.OutFeatures, m.InFeatures, rank, SvdMerge.Oversampling));
+
+    // The combined updates of the modules merged at once stay within this (a 7B MLP module's are 180 MB, a 70B's 940 MB).
+    private const long CombinedBudgetBytes = 768L << 20;
+
+    // As many modules at once as the budget and the libtorch threads allow, the threads shared among them.
+    private static (int Degree, int Threads) SideBySideWorkers(IReadOnlyList<MergeInput> inputs, IReadOnlyList<string> keys)
+    {
+        int threads = Math.Max(1, get_num_threads());
+        long widest = keys.SelectMany(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>())
+            .Select(m => m.OutFeatures * m.InFeatures * sizeof(float)).DefaultIfEmpty(0).Max();
+        int degree = (int)Math.Clamp(CombinedBudgetBytes / Math.Max(1, widest), 1, threads);
+        return (degree, Math.Max(1, threads / degree));
+    }
 
     private static string Describe(MergeMethod method, MergeRecipe recipe, TaskCombiner combiner, MergeOptions options, int rank) => recipe.Form switch
     {

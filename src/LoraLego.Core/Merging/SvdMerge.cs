@@ -28,10 +28,11 @@ internal static class SvdMerge
     /// out x in result (subspace iteration in passes over its row blocks on the CPU), started from the untrimmed sum's
     /// leading directions (<see cref="UntrimmedStart"/>). The sketch is seeded per merge, so a merge is reproducible.
     /// </summary>
-    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace)
+    /// <param name="threads">The CPU threads its passes share.</param>
+    public static MergedFactors Randomized(ModuleInputs inputs, TaskCombiner combiner, Mt19937? random, int rank, double? clamp, CombinationWorkspace workspace,
+        int threads)
     {
         using var scope = NewDisposeScope();
-        int threads = get_num_threads();
         var combined = FusedCombination.Covers(inputs)
             ? FusedCombination.Combine(inputs, combiner, threads, workspace, random)
             : TiledCombination.Combine(inputs, combiner, random);

@@ -100,8 +100,15 @@ public static class RandomizedSvd
         (rank + oversampling + RowBlockProducts.Width - 1) / RowBlockProducts.Width * RowBlockProducts.Width;
 
     private static bool TakesRowBlocks(Tensor matrix, int rank, int oversampling) =>
-        2 * RowBlockWidth(rank, oversampling) < Math.Min(matrix.shape[0], matrix.shape[1]) && matrix.dtype == ScalarType.Float32
-        && matrix.device_type == TorchSharp.DeviceType.CPU && RowBlockProducts.IsAccelerated;
+        TakesRowBlocks(matrix.shape[0], matrix.shape[1], rank, oversampling) && matrix.dtype == ScalarType.Float32
+        && matrix.device_type == TorchSharp.DeviceType.CPU;
+
+    /// <summary>
+    /// Whether a float32 CPU matrix of this shape is cut by <see cref="OfRowBlocks"/>'s own passes (whose bytes do not
+    /// depend on the thread count) rather than by libtorch's products (small matrices, and cores without AVX2).
+    /// </summary>
+    internal static bool TakesRowBlocks(long rows, long cols, int rank, int oversampling) =>
+        2 * RowBlockWidth(rank, oversampling) < Math.Min(rows, cols) && RowBlockProducts.IsAccelerated;
 
     // The sketch with its first columns replaced by the start's (rounded to the sketch's dtype, on its device).
     private static Tensor Started(Tensor sketch, (double[] Basis, int Count)? start)
