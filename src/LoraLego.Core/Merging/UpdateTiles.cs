@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 
 namespace LoraLego.Core.Merging;
@@ -58,8 +59,8 @@ internal sealed unsafe class UpdateTiles
         }
     }
 
-    /// <summary>Where the kernel runs at full speed: 256-bit vectors and gathers in hardware (x86 with AVX2).</summary>
-    public static bool IsAccelerated => Vector256.IsHardwareAccelerated && Avx2.IsSupported;
+    /// <summary>Where the kernel runs at full speed: 256-bit vectors, fused multiply-adds and gathers in hardware (x86 with AVX2 and FMA).</summary>
+    public static bool IsAccelerated => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
 
     public int Count { get; }
 
@@ -78,8 +79,17 @@ internal sealed unsafe class UpdateTiles
     /// Adapter <paramref name="adapter"/>'s tile at rows [row, row + TileRows), columns [column, column + TileColumns),
     /// into <paramref name="tile"/> (<see cref="TileVectors"/> vectors, row-major). Entries of the padding are 0.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Tile(int adapter, int row, int column, Vector256<float>* tile)
+    {
+        if (FloatPanel.Wide)
+            Tile<Panel512>(adapter, row, column, (float*)tile);
+        else
+            Tile<Panel256>(adapter, row, column, (float*)tile);
+    }
+
+    // A panel per tile row: with one A panel load and 4 broadcasts per 4 panel multiply-adds, the FMA units stay busy.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void Tile<TPanel>(int adapter, int row, int column, float* tile) where TPanel : struct, IFloatPanel<TPanel>
     {
         int r = ranks[adapter];
         int stride = PaddedColumns;
@@ -87,55 +97,20 @@ internal sealed unsafe class UpdateTiles
         {
             float* pa = aBase + column;
             float* pb0 = bBase + (long)row * r, pb1 = pb0 + r, pb2 = pb1 + r, pb3 = pb2 + r;
-            // 16 accumulators: with 4 A vectors and 4 broadcasts per 16 multiply-adds, the FMA units stay busy.
-            Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
-                c10 = default, c11 = default, c12 = default, c13 = default,
-                c20 = default, c21 = default, c22 = default, c23 = default,
-                c30 = default, c31 = default, c32 = default, c33 = default;
+            TPanel c0 = default, c1 = default, c2 = default, c3 = default;
             for (nint k = 0; k < r; k++, pa += stride)
             {
-                var a0 = Vector256.Load(pa);
-                var a1 = Vector256.Load(pa + Lanes);
-                var a2 = Vector256.Load(pa + 2 * Lanes);
-                var a3 = Vector256.Load(pa + 3 * Lanes);
-                var b = Vector256.Create(pb0[k]);
-                c00 = MultiplyAdd(b, a0, c00);
-                c01 = MultiplyAdd(b, a1, c01);
-                c02 = MultiplyAdd(b, a2, c02);
-                c03 = MultiplyAdd(b, a3, c03);
-                b = Vector256.Create(pb1[k]);
-                c10 = MultiplyAdd(b, a0, c10);
-                c11 = MultiplyAdd(b, a1, c11);
-                c12 = MultiplyAdd(b, a2, c12);
-                c13 = MultiplyAdd(b, a3, c13);
-                b = Vector256.Create(pb2[k]);
-                c20 = MultiplyAdd(b, a0, c20);
-                c21 = MultiplyAdd(b, a1, c21);
-                c22 = MultiplyAdd(b, a2, c22);
-                c23 = MultiplyAdd(b, a3, c23);
-                b = Vector256.Create(pb3[k]);
-                c30 = MultiplyAdd(b, a0, c30);
-                c31 = MultiplyAdd(b, a1, c31);
-                c32 = MultiplyAdd(b, a2, c32);
-                c33 = MultiplyAdd(b, a3, c33);
+                var ak = TPanel.Load(pa);
+                c0 = ak.MultiplyAdd(pb0[k], c0);
+                c1 = ak.MultiplyAdd(pb1[k], c1);
+                c2 = ak.MultiplyAdd(pb2[k], c2);
+                c3 = ak.MultiplyAdd(pb3[k], c3);
             }
-            var s = Vector256.Create(scalings[adapter]);
-            tile[0] = c00 * s;
-            tile[1] = c01 * s;
-            tile[2] = c02 * s;
-            tile[3] = c03 * s;
-            tile[4] = c10 * s;
-            tile[5] = c11 * s;
-            tile[6] = c12 * s;
-            tile[7] = c13 * s;
-            tile[8] = c20 * s;
-            tile[9] = c21 * s;
-            tile[10] = c22 * s;
-            tile[11] = c23 * s;
-            tile[12] = c30 * s;
-            tile[13] = c31 * s;
-            tile[14] = c32 * s;
-            tile[15] = c33 * s;
+            float s = scalings[adapter];
+            c0.Times(s).Store(tile);
+            c1.Times(s).Store(tile + TileColumns);
+            c2.Times(s).Store(tile + 2 * TileColumns);
+            c3.Times(s).Store(tile + 3 * TileColumns);
         }
     }
 

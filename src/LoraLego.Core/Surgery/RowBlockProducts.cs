@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using LoraLego.Core.Compute;
 
 namespace LoraLego.Core.Surgery;
 
@@ -16,9 +17,7 @@ namespace LoraLego.Core.Surgery;
 internal static unsafe class RowBlockProducts
 {
     /// <summary>Columns of a panel: 4 vectors of 8.</summary>
-    public const int Width = 32;
-
-    private const int Lanes = 8;
+    public const int Width = FloatPanel.Floats;
 
     private const int Chunks = 8;
 
@@ -40,6 +39,22 @@ internal static unsafe class RowBlockProducts
             var (first, end) = ChunkRows(rows, chunk);
             RowsTimes((float*)pa, rows, cols, first, end, (float*)px, width, (float*)py);
         });
+    }
+
+    private static void RowsTimes(float* a, int rows, int cols, int first, int end, float* x, int width, float* y)
+    {
+        if (FloatPanel.Wide)
+            RowsTimes<Panel512>(a, rows, cols, first, end, x, width, y);
+        else
+            RowsTimes<Panel256>(a, rows, cols, first, end, x, width, y);
+    }
+
+    private static void AddTransposedTimes(float* a, int blockRows, int cols, float* y, int width, float* zTransposed)
+    {
+        if (FloatPanel.Wide)
+            AddTransposedTimes<Panel512>(a, blockRows, cols, y, width, zTransposed);
+        else
+            AddTransposedTimes<Panel256>(a, blockRows, cols, y, width, zTransposed);
     }
 
     /// <summary>
@@ -94,10 +109,11 @@ internal static unsafe class RowBlockProducts
         return (Math.Min(rows, chunk * step), chunk == Chunks - 1 ? rows : Math.Min(rows, (chunk + 1) * step));
     }
 
-    // y[r] = A[r] x for rows [first, end), 4 rows and one 32-column panel at a time: 16 accumulators, 4 x loads and 4
-    // broadcasts per 16 multiply-adds. A short last group reads its last row again and stores only its own rows.
+    // y[r] = A[r] x for rows [first, end), 4 rows and one 32-column panel at a time: 4 panel accumulators, one x panel load and 4
+    // broadcasts per 4 panel multiply-adds. A short last group reads its last row again and stores only its own rows.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowsTimes(float* a, int rows, int cols, int first, int end, float* x, int width, float* y)
+    internal static void RowsTimes<TPanel>(float* a, int rows, int cols, int first, int end, float* x, int width, float* y)
+        where TPanel : struct, IFloatPanel<TPanel>
     {
         for (int row = first; row < end; row += 4)
         {
@@ -108,11 +124,11 @@ internal static unsafe class RowBlockProducts
             float* a3 = a + (long)(row + Math.Min(3, valid - 1)) * cols;
             for (int panel = 0; panel < width; panel += Width)
             {
-                Quad y0 = default, y1 = default, y2 = default, y3 = default;
+                TPanel y0 = default, y1 = default, y2 = default, y3 = default;
                 float* px = x + panel;
                 for (int c = 0; c < cols; c++, px += width)
                 {
-                    var xc = Quad.Load(px);
+                    var xc = TPanel.Load(px);
                     y0 = xc.MultiplyAdd(a0[c], y0);
                     y1 = xc.MultiplyAdd(a1[c], y1);
                     y2 = xc.MultiplyAdd(a2[c], y2);
@@ -131,21 +147,22 @@ internal static unsafe class RowBlockProducts
     }
 
     // zᵀ[j, c] += sum over the block's rows r of y[r, j] A[r, c]: A's rows are contiguous along c, so 32 columns of zᵀ
-    // by 4 of its rows accumulate in 16 registers over the block's rows (4 A loads and 4 broadcasts per 16 multiply-adds).
+    // by 4 of its rows accumulate in 4 panels over the block's rows (one A panel load and 4 broadcasts per 4 panel multiply-adds).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AddTransposedTimes(float* a, int blockRows, int cols, float* y, int width, float* zTransposed)
+    internal static void AddTransposedTimes<TPanel>(float* a, int blockRows, int cols, float* y, int width, float* zTransposed)
+        where TPanel : struct, IFloatPanel<TPanel>
     {
         int wholeColumns = cols / Width * Width;
         for (int column = 0; column < wholeColumns; column += Width)
             for (int j = 0; j < width; j += 4)
             {
                 float* z0 = zTransposed + (long)j * cols + column, z1 = z0 + cols, z2 = z1 + cols, z3 = z2 + cols;
-                Quad s0 = Quad.Load(z0), s1 = Quad.Load(z1), s2 = Quad.Load(z2), s3 = Quad.Load(z3);
+                TPanel s0 = TPanel.Load(z0), s1 = TPanel.Load(z1), s2 = TPanel.Load(z2), s3 = TPanel.Load(z3);
                 float* pa = a + column;
                 float* py = y + j;
                 for (int r = 0; r < blockRows; r++, pa += cols, py += width)
                 {
-                    var ar = Quad.Load(pa);
+                    var ar = TPanel.Load(pa);
                     s0 = ar.MultiplyAdd(py[0], s0);
                     s1 = ar.MultiplyAdd(py[1], s1);
                     s2 = ar.MultiplyAdd(py[2], s2);
@@ -164,32 +181,5 @@ internal static unsafe class RowBlockProducts
                     sum = MathF.FusedMultiplyAdd(y[(long)r * width + j], a[(long)r * cols + column], sum);
                 zTransposed[(long)j * cols + column] = sum;
             }
-    }
-
-    // 32 consecutive floats in 4 registers: 4 of them make the 4 x 32 register tile both products accumulate in.
-    private readonly struct Quad(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
-    {
-        private readonly Vector256<float> v0 = v0, v1 = v1, v2 = v2, v3 = v3;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Quad Load(float* source) =>
-            new(Vector256.Load(source), Vector256.Load(source + Lanes), Vector256.Load(source + 2 * Lanes), Vector256.Load(source + 3 * Lanes));
-
-        /// <summary>sum + scale * this.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Quad MultiplyAdd(float scale, Quad sum)
-        {
-            var b = Vector256.Create(scale);
-            return new(Fma.MultiplyAdd(b, v0, sum.v0), Fma.MultiplyAdd(b, v1, sum.v1), Fma.MultiplyAdd(b, v2, sum.v2), Fma.MultiplyAdd(b, v3, sum.v3));
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store(float* target)
-        {
-            v0.Store(target);
-            v1.Store(target + Lanes);
-            v2.Store(target + 2 * Lanes);
-            v3.Store(target + 3 * Lanes);
-        }
     }
 }
