@@ -83,6 +83,17 @@ internal sealed class OrderedWork<TSource, TState, TResult> : IDisposable
 /// <summary>The lazy form of <see cref="OrderedWork{TSource, TState, TResult}"/> over a sequence.</summary>
 internal static class OrderedWork
 {
+    /// <summary>
+    /// How many items to work on at once, one per thread and at least <paramref name="minimum"/>, fewer where items of
+    /// <paramref name="itemBytes"/> each would pass <paramref name="budgetBytes"/> together; and the threads each item's
+    /// own work then shares.
+    /// </summary>
+    public static (int Degree, int ThreadsEach) Workers(long budgetBytes, long itemBytes, int threads, int minimum)
+    {
+        int degree = (int)Math.Clamp(budgetBytes / Math.Max(1, itemBytes), minimum, Math.Max(minimum, threads));
+        return (degree, Math.Max(1, threads / degree));
+    }
+
     /// <param name="source">Enumerated on the calling thread, at most twice <paramref name="degree"/> items ahead of the results handed on.</param>
     /// <param name="newState">A worker's reusable state: at most <paramref name="degree"/> are made.</param>
     /// <param name="map">The work on one item. Its error surfaces when its result is reached.</param>

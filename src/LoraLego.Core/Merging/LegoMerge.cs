@@ -106,8 +106,7 @@ public static class LegoMerge
         long widest = keys.Select(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>().ToList())
             .Select(modules => (long)ClusterWorkspace.RowsLength(modules.Sum(m => m.Rank), (int)modules[0].OutFeatures, (int)modules[0].InFeatures) * sizeof(double))
             .DefaultIfEmpty(0).Max();
-        int degree = (int)Math.Clamp(RowsBudgetBytes / Math.Max(1, widest), 2, Math.Max(2, threads));
-        return (degree, Math.Max(1, threads / degree));
+        return OrderedWork.Workers(RowsBudgetBytes, widest, threads, minimum: 2);
     }
 
     /// <summary>

@@ -75,7 +75,7 @@ public static class StandardMerge
         // another is summed; a trimming _svd form on the CPU's fused passes as many as its combined updates' budget
         // allows, the threads shared among them (its serial steps, the cut's selection and the small decompositions,
         // then run beside another module's passes instead of leaving cores idle).
-        var workspaces = new List<CombinationWorkspace> { workspace };
+        var owned = new List<CombinationWorkspace>();
         Action<string>? Replayed(List<string> lines) => log is null ? null : lines.Add;
         var ahead = recipe.Form == MergeForm.Factorwise && presents.All(present => FactorwiseSum.Covers(present, combiner, device, storeAs))
             ? OrderedWork.Map(Enumerable.Range(0, keys.Count), Math.Max(2, get_num_threads()), () => 0,
@@ -84,14 +84,14 @@ public static class StandardMerge
                 ? OrderedWork.Map(Enumerable.Range(0, keys.Count), workers.Degree, () =>
                 {
                     var own = new CombinationWorkspace();
-                    lock (workspaces)
-                        workspaces.Add(own);
+                    lock (owned)
+                        owned.Add(own);
                     return own;
                 }, (i, own) =>
                 {
                     options.CancellationToken.ThrowIfCancellationRequested();
                     var lines = new List<string>();
-                    return (Module: MergeAt(i, own, workers.Threads, Replayed(lines)), Lines: lines);
+                    return (Module: MergeAt(i, own, workers.ThreadsEach, Replayed(lines)), Lines: lines);
                 }).GetEnumerator()
                 : null;
         try
@@ -136,7 +136,7 @@ public static class StandardMerge
         finally
         {
             ahead?.Dispose();
-            foreach (var own in workspaces.Skip(1))
+            foreach (var own in owned)
                 own.Dispose();
         }
 
@@ -211,22 +211,19 @@ public static class StandardMerge
         IReadOnlyList<MergeInput> inputs, IReadOnlyList<string> keys, int rank) =>
         recipe.Form == MergeForm.DenseSvd && !combiner.IsWeightedSum && !options.DenseSvd && device.type == TorchSharp.DeviceType.CPU
         && UpdateTiles.IsAccelerated
-        && keys.SelectMany(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>())
-            .All(m => m.OutFeatures * m.InFeatures <= int.MaxValue / sizeof(float)
-                && RandomizedSvd.TakesRowBlocks(m.OutFeatures, m.InFeatures, rank, SvdMerge.Oversampling));
+        && Modules(inputs, keys).All(m => m.OutFeatures * m.InFeatures <= int.MaxValue / sizeof(float)
+            && RandomizedSvd.TakesRowBlocks(m.OutFeatures, m.InFeatures, rank, SvdMerge.Oversampling));
 
     // The combined updates of the modules merged at once stay within this (a 7B MLP module's are 180 MB, a 70B's 940 MB).
     private const long CombinedBudgetBytes = 768L << 20;
 
     // As many modules at once as the budget and the libtorch threads allow, the threads shared among them.
-    private static (int Degree, int Threads) SideBySideWorkers(IReadOnlyList<MergeInput> inputs, IReadOnlyList<string> keys)
-    {
-        int threads = Math.Max(1, get_num_threads());
-        long widest = keys.SelectMany(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>())
-            .Select(m => m.OutFeatures * m.InFeatures * sizeof(float)).DefaultIfEmpty(0).Max();
-        int degree = (int)Math.Clamp(CombinedBudgetBytes / Math.Max(1, widest), 1, threads);
-        return (degree, Math.Max(1, threads / degree));
-    }
+    private static (int Degree, int ThreadsEach) SideBySideWorkers(IReadOnlyList<MergeInput> inputs, IReadOnlyList<string> keys) =>
+        OrderedWork.Workers(CombinedBudgetBytes, Modules(inputs, keys).Select(m => m.OutFeatures * m.InFeatures * sizeof(float)).DefaultIfEmpty(0).Max(),
+            Math.Max(1, get_num_threads()), minimum: 1);
+
+    private static IEnumerable<LoraModule> Modules(IReadOnlyList<MergeInput> inputs, IReadOnlyList<string> keys) =>
+        keys.SelectMany(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>());
 
     private static string Describe(MergeMethod method, MergeRecipe recipe, TaskCombiner combiner, MergeOptions options, int rank) => recipe.Form switch
     {

@@ -18,10 +18,11 @@ internal sealed unsafe class UpdateTiles
 
     public const int Lanes = 8;
 
-    /// <summary>Vectors of <see cref="Lanes"/> entries per tile row.</summary>
-    public const int RowVectors = 4;
+    /// <summary>A panel per tile row (<see cref="Tile{TPanel}"/> accumulates each row in one).</summary>
+    public const int TileColumns = FloatPanel.Floats;
 
-    public const int TileColumns = RowVectors * Lanes;
+    /// <summary>Vectors of <see cref="Lanes"/> entries per tile row.</summary>
+    public const int RowVectors = TileColumns / Lanes;
 
     /// <summary>Vectors per tile: vector v holds row v / RowVectors, columns Lanes * (v % RowVectors) onwards.</summary>
     public const int TileVectors = TileRows * RowVectors;
@@ -153,5 +154,5 @@ internal sealed unsafe class UpdateTiles
     }
 
     private static Vector256<float> MultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> addend) =>
-        Fma.IsSupported ? Fma.MultiplyAdd(x, y, addend) : x * y + addend;
+        Fma.MultiplyAdd(x, y, addend);
 }
