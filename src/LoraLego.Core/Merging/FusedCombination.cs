@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using LoraLego.Core.Compute;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
@@ -38,17 +39,20 @@ internal static unsafe class FusedCombination
     public static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, CombinationWorkspace? workspace = null, Mt19937? random = null) =>
         Combine(inputs, combiner, threads, sampled => sampled, workspace, random);
 
-    /// <summary><paramref name="drawn"/> sees each sampled bracket before it is used (tests narrow it to force a miss).</summary>
+    /// <summary>
+    /// <paramref name="drawn"/> sees each sampled bracket before it is used (tests narrow it to force a miss);
+    /// <paramref name="wide"/> false keeps the kernels on 256-bit vectors (tests compare the two).
+    /// </summary>
     internal static Tensor Combine(ModuleInputs inputs, TaskCombiner combiner, int threads, Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> drawn,
-        CombinationWorkspace? workspace = null, Mt19937? random = null)
+        CombinationWorkspace? workspace = null, Mt19937? random = null, bool wide = true)
     {
         if (workspace is null)
         {
             using var own = new CombinationWorkspace();
-            using var inOwn = Combine(inputs, combiner, threads, drawn, own, random);
+            using var inOwn = Combine(inputs, combiner, threads, drawn, own, random, wide);
             return inOwn.clone();
         }
-        var tiles = UpdateTiles.Of(inputs.Members);
+        var tiles = UpdateTiles.Of(inputs.Members, wide);
         using var drops = combiner.Trimming == Trimming.RandomDrop
             ? TileDrops.For(tiles, DropStream.For(inputs.Densities, tiles.Rows, tiles.Columns, ScalarType.Float32,
                 random ?? throw new InvalidOperationException("random drop needs a generator")), BlockRows)
@@ -56,15 +60,19 @@ internal static unsafe class FusedCombination
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
         var sampled = new MagnitudeCut.SampledCut?[tiles.Count];
+        long count = (long)tiles.Rows * tiles.Columns;
+        Func<long[], float[]> Sample(int i) => indices => Array.ConvertAll(indices, index => tiles.Magnitude(i, index));
+        // Where a bracket missed: adapter i's cut from a wider one, counted in a pass of its own.
+        MagnitudeCut Reselect(int i) =>
+            MagnitudeCut.Reselect(count, sampled[i]!.Keep, Sample(i), (lo, hi) => Count(tiles, i, lo, hi, parallel), drawn);
         if (combiner.Trimming == Trimming.Magnitude)
         {
-            long count = (long)tiles.Rows * tiles.Columns;
             Parallel.For(0, tiles.Count, parallel, i =>
             {
                 long keep = (long)(inputs.Members[i].Density * count);
                 if (MagnitudeCut.Settled(keep, count) is { } settled)
                     cuts[i] = settled;
-                else if (MagnitudeCut.SampledCut.Draw(count, keep, indices => Array.ConvertAll(indices, index => tiles.Magnitude(i, index))) is { } drawnCut)
+                else if (MagnitudeCut.SampledCut.Draw(count, keep, Sample(i)) is { } drawnCut)
                     sampled[i] = drawn(drawnCut);
                 else
                     cuts[i] = MagnitudeCut.SelectAll(keep, (lo, hi) => Count(tiles, i, lo, hi, new ParallelOptions { MaxDegreeOfParallelism = 1 }));
@@ -86,7 +94,7 @@ internal static unsafe class FusedCombination
             try
             {
                 var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
-                Settle(tiles, combiner, weights, cuts, sampled, provisional, bracketed, output, parallel);
+                Settle(tiles, combiner, weights, cuts, sampled, provisional, bracketed, output, parallel, Reselect);
             }
             finally
             {
@@ -98,16 +106,16 @@ internal static unsafe class FusedCombination
 
     // After the provisional pass: the exact cuts from the brackets, and the entries they decide otherwise combined again.
     private static void Settle(UpdateTiles tiles, TaskCombiner combiner, float[] weights, MagnitudeCut[] cuts, MagnitudeCut.SampledCut?[] sampled,
-        MagnitudeCut[] provisional, MagnitudeCut.BracketCount?[] bracketed, float* output, ParallelOptions parallel)
+        MagnitudeCut[] provisional, MagnitudeCut.BracketCount?[] bracketed, float* output, ParallelOptions parallel, Func<int, MagnitudeCut> reselect)
     {
         // Each adapter's selection from its bracket on a thread of its own: one after another they left a core idle.
         var exact = new MagnitudeCut?[cuts.Length];
         Parallel.For(0, cuts.Length, parallel, i => exact[i] = sampled[i] is { } s ? s.Settle(bracketed[i]!) : cuts[i]);
         if (exact.Any(cut => cut is null))
         {
-            // A bracket missed its k-th largest: that adapter's cut is selected from all its entries, and the pass runs again.
+            // A bracket missed its k-th largest: that adapter's cut is selected from a wider one, and the pass runs again.
             for (int i = 0; i < exact.Length; i++)
-                exact[i] ??= MagnitudeCut.SelectAll(sampled[i]!.Keep, (lo, hi) => Count(tiles, i, lo, hi, parallel));
+                exact[i] ??= reselect(i);
             CombineAll(tiles, exact!, weights, combiner.Election, output, parallel);
             return;
         }
@@ -156,18 +164,35 @@ internal static unsafe class FusedCombination
         return counts;
     }
 
+    // The entries inside a bracket found by one thread, in arrays it grows (kept by the workspace from module to module).
     private sealed class Inside
     {
         public long Above;
-        public readonly List<float> Magnitudes = [];
-        public readonly List<long> Indices = [];
+        public int Count;
+        public float[] Magnitudes = [];
+        public long[] Indices = [];
 
         public Inside Cleared()
         {
             Above = 0;
-            Magnitudes.Clear();
-            Indices.Clear();
+            Count = 0;
             return this;
+        }
+
+        /// <summary>Room for <paramref name="more"/> entries after the first <see cref="Count"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Reserve(int more)
+        {
+            if (Count + more > Magnitudes.Length)
+                Grow(Count + more);
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Grow(int needed)
+        {
+            int capacity = Math.Max(needed, 2 * Magnitudes.Length);
+            Array.Resize(ref Magnitudes, capacity);
+            Array.Resize(ref Indices, capacity);
         }
     }
 
@@ -192,50 +217,61 @@ internal static unsafe class FusedCombination
     // would otherwise wait in the large-object heap).
     private static MagnitudeCut.BracketCount Gather(List<Inside> found, CombinationWorkspace? workspace = null)
     {
-        int count = found.Sum(f => f.Magnitudes.Count);
+        int count = found.Sum(f => f.Count);
         var magnitudes = workspace?.Rent<float>(count) ?? new float[count];
         var indices = workspace?.Rent<long>(count) ?? new long[count];
         int at = 0;
         foreach (var f in found)
         {
-            CollectionsMarshal.AsSpan(f.Magnitudes).CopyTo(magnitudes.AsSpan(at));
-            CollectionsMarshal.AsSpan(f.Indices).CopyTo(indices.AsSpan(at));
-            at += f.Magnitudes.Count;
+            f.Magnitudes.AsSpan(0, f.Count).CopyTo(magnitudes.AsSpan(at));
+            f.Indices.AsSpan(0, f.Count).CopyTo(indices.AsSpan(at));
+            at += f.Count;
         }
         return new MagnitudeCut.BracketCount(magnitudes.AsMemory(0, count), indices.AsMemory(0, count), found.Sum(f => f.Above));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CountRows(UpdateTiles tiles, int adapter, float lo, float hi, int firstRow, Inside inside)
     {
-        var tile = stackalloc Vector256<float>[UpdateTiles.TileVectors];
+        if (tiles.Wide)
+            CountRows<FloatVector512>(tiles, adapter, lo, hi, firstRow, inside);
+        else
+            CountRows<FloatVector256>(tiles, adapter, lo, hi, firstRow, inside);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void CountRows<TVector>(UpdateTiles tiles, int adapter, float lo, float hi, int firstRow, Inside inside)
+        where TVector : struct, IFloatVector<TVector>
+    {
+        var tile = stackalloc float[UpdateTiles.TileFloats];
+        var between = stackalloc uint[UpdateTiles.TileFloats / TVector.Count];
         int endRow = Math.Min(firstRow + BlockRows, tiles.PaddedRows);
         for (int row = firstRow; row < endRow; row += UpdateTiles.TileRows)
             for (int column = 0; column < tiles.PaddedColumns; column += UpdateTiles.TileColumns)
             {
                 tiles.Tile(adapter, row, column, tile);
                 // Trimming the scratch tile at minus infinity changes nothing that is counted.
-                CountAndTrimTile(tiles, tile, lo, hi, float.NegativeInfinity, IsWhole(tiles, row, column), row, column, inside);
+                CountAndTrimTile<TVector>(tiles, tile, lo, hi, float.NegativeInfinity, IsWhole(tiles, row, column), row, column, inside, between);
             }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Collect(Vector256<float> magnitude, uint lanes, long firstIndex, Inside inside)
-    {
-        for (; lanes != 0; lanes &= lanes - 1)
-        {
-            int lane = BitOperations.TrailingZeroCount(lanes);
-            inside.Magnitudes.Add(magnitude.GetElement(lane));
-            inside.Indices.Add(firstIndex + lane);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // The trimming and the combination run on 512-bit vectors where the core has them at full width: they are as
+    // many instructions per entry as the tiles' multiply-adds, and the same lane operations give the same bits.
     private static void CombineRows(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, int firstRow, float* output,
         MagnitudeCut.SampledCut?[]? brackets, Inside?[] inside, TileDrops? drops)
     {
+        if (tiles.Wide)
+            CombineRows<FloatVector512>(tiles, cuts, weights, election, firstRow, output, brackets, inside, drops);
+        else
+            CombineRows<FloatVector256>(tiles, cuts, weights, election, firstRow, output, brackets, inside, drops);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void CombineRows<TVector>(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, int firstRow, float* output,
+        MagnitudeCut.SampledCut?[]? brackets, Inside?[] inside, TileDrops? drops) where TVector : struct, IFloatVector<TVector>
+    {
         int n = tiles.Count;
-        var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
+        var trimmed = stackalloc float[n * UpdateTiles.TileFloats];
+        var between = stackalloc uint[UpdateTiles.TileFloats / TVector.Count];
         int endRow = Math.Min(firstRow + BlockRows, tiles.PaddedRows);
         for (int firstColumn = 0; firstColumn < tiles.PaddedColumns; firstColumn += BlockColumns)
         {
@@ -246,31 +282,31 @@ internal static unsafe class FusedCombination
                     bool whole = IsWhole(tiles, row, column);
                     for (int i = 0; i < n; i++)
                     {
-                        var tile = trimmed + i * UpdateTiles.TileVectors;
+                        var tile = trimmed + i * UpdateTiles.TileFloats;
                         tiles.Tile(i, row, column, tile);
                         if (drops is not null)
                         {
-                            drops.Apply(i, row, column, tile);
+                            drops.Apply(i, row, column, (Vector256<float>*)tile);
                             continue;
                         }
                         if (brackets?[i] is { } bracket)
-                            CountAndTrimTile(tiles, tile, bracket.Lo, bracket.Hi, cuts[i].Threshold, whole, row, column, inside[i]!);
-                        else if (!TrimTile(tile, cuts[i]))
+                            CountAndTrimTile<TVector>(tiles, tile, bracket.Lo, bracket.Hi, cuts[i].Threshold, whole, row, column, inside[i]!, between);
+                        else if (!TrimTile<TVector>(tile, cuts[i]))
                         {
                             tiles.Tile(i, row, column, tile);
                             TrimTileWithTies(tiles, tile, cuts[i], row, column);
                         }
                     }
-                    for (int v = 0; v < UpdateTiles.TileVectors; v++)
+                    for (int e = 0; e < UpdateTiles.TileFloats; e += TVector.Count)
                     {
-                        int r = row + v / UpdateTiles.RowVectors, c = column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
-                        var value = Combination(trimmed + v, n, weights, election);
+                        int r = row + e / UpdateTiles.TileColumns, c = column + e % UpdateTiles.TileColumns;
+                        var value = Combination<TVector>(trimmed + e, UpdateTiles.TileFloats, n, weights, election);
                         float* target = output + (long)r * tiles.Columns + c;
                         if (whole)
                             value.Store(target);
                         else
-                            for (int lane = 0; lane < BitOperations.PopCount(ValidLanes(tiles, r, c)); lane++)
-                                target[lane] = value.GetElement(lane);
+                            for (int lane = 0; lane < BitOperations.PopCount(ValidLanes(tiles, r, c, TVector.Count)); lane++)
+                                target[lane] = value[lane];
                     }
                 }
         }
@@ -279,64 +315,80 @@ internal static unsafe class FusedCombination
     // Trims a tile in place at the cut; false, with the tile's entries undefined, where an entry equals a threshold whose
     // ties the cut keeps (the k-th largest itself, about once per adapter and module): its tie rule must decide them.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TrimTile(Vector256<float>* tile, MagnitudeCut cut)
+    private static bool TrimTile<TVector>(float* tile, MagnitudeCut cut) where TVector : struct, IFloatVector<TVector>
     {
-        var threshold = Vector256.Create(cut.Threshold);
-        var tied = Vector256<float>.Zero;
-        for (int v = 0; v < UpdateTiles.TileVectors; v++)
+        bool tied = TrimAt<TVector>(tile, cut.Threshold);
+        return cut.LastTie < 0 || !tied;
+    }
+
+    // Zeroes the tile's entries of magnitude at most the threshold; whether one equals it.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TrimAt<TVector>(float* tile, float threshold) where TVector : struct, IFloatVector<TVector>
+    {
+        var cut = TVector.Create(threshold);
+        var tied = TVector.Create(0);
+        for (int e = 0; e < UpdateTiles.TileFloats; e += TVector.Count)
         {
-            var magnitude = Vector256.Abs(tile[v]);
-            tied |= Vector256.Equals(magnitude, threshold);
-            tile[v] &= Vector256.GreaterThan(magnitude, threshold);
+            var entries = TVector.Load(tile + e);
+            var magnitude = entries.Abs();
+            tied |= magnitude.EqualTo(cut);
+            (entries & magnitude.GreaterThan(cut)).Store(tile + e);
         }
-        return cut.LastTie < 0 || tied == Vector256<float>.Zero;
+        return tied.MostSignificantBits() != 0;
     }
 
     // A sampled adapter's tile counted against its bracket and trimmed at its provisional cut (which keeps no ties) in one
-    // sweep (the counting passes trim nothing): the entries above the bracket counted (in vector lanes: the padding's zeros are never above a magnitude),
-    // those inside collected.
+    // sweep (the counting passes trim nothing): the entries above the bracket counted (the padding's zeros are never
+    // above a magnitude), those inside marked in `between` (a lane mask per vector) and collected.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CountAndTrimTile(UpdateTiles tiles, Vector256<float>* tile, float lo, float hi, float cut, bool whole, int row, int column,
-        Inside inside)
+    private static void CountAndTrimTile<TVector>(UpdateTiles tiles, float* tile, float lo, float hi, float cut, bool whole, int row, int column,
+        Inside inside, uint* between) where TVector : struct, IFloatVector<TVector>
     {
-        var low = Vector256.Create(lo);
-        var high = Vector256.Create(hi);
-        var threshold = Vector256.Create(cut);
-        var above = Vector256<int>.Zero;
-        for (int v = 0; v < UpdateTiles.TileVectors; v++)
+        var low = TVector.Create(lo);
+        var high = TVector.Create(hi);
+        int above = 0;
+        uint anyInside = 0;
+        for (int e = 0; e < UpdateTiles.TileFloats; e += TVector.Count)
         {
-            var magnitude = Vector256.Abs(tile[v]);
-            var over = Vector256.GreaterThan(magnitude, high);
-            above -= over.AsInt32();
-            uint between = Vector256.ExtractMostSignificantBits(Vector256.AndNot(Vector256.GreaterThanOrEqual(magnitude, low), over));
-            if (between != 0)
-            {
-                between &= whole ? 0xFFu : ValidLanes(tiles, row + v / UpdateTiles.RowVectors, column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors));
-                if (between != 0)
-                    Collect(magnitude, between, FlatIndex(tiles, row, column, v), inside);
-            }
-            tile[v] &= Vector256.GreaterThan(magnitude, threshold);
+            var magnitude = TVector.Load(tile + e).Abs();
+            uint over = magnitude.GreaterThan(high).MostSignificantBits();
+            above += BitOperations.PopCount(over);
+            uint lanes = magnitude.GreaterThanOrEqual(low).MostSignificantBits() & ~over;
+            between[e / TVector.Count] = lanes;
+            anyInside |= lanes;
         }
-        inside.Above += Vector256.Sum(above);
+        inside.Above += above;
+        if (anyInside != 0)
+        {
+            // Collected before the trim, without a call: a call in the caller's loop would make it keep its vectors on the stack.
+            inside.Reserve(UpdateTiles.TileFloats);
+            int added = inside.Count;
+            fixed (float* magnitudes = inside.Magnitudes)
+            fixed (long* indices = inside.Indices)
+                for (int e = 0; e < UpdateTiles.TileFloats; e += TVector.Count)
+                {
+                    int r = row + e / UpdateTiles.TileColumns, c = column + e % UpdateTiles.TileColumns;
+                    uint marked = between[e / TVector.Count] & (whole ? uint.MaxValue : ValidLanes(tiles, r, c, TVector.Count));
+                    for (long first = (long)r * tiles.Columns + c; marked != 0; marked &= marked - 1, added++)
+                    {
+                        int lane = BitOperations.TrailingZeroCount(marked);
+                        magnitudes[added] = MathF.Abs(tile[e + lane]);
+                        indices[added] = first + lane;
+                    }
+                }
+            inside.Count = added;
+        }
+        TrimAt<TVector>(tile, cut);
     }
 
+    // Entry by entry: the cut's tie rule needs each tied entry's flat index, and this runs about once per adapter and module.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void TrimTileWithTies(UpdateTiles tiles, Vector256<float>* tile, MagnitudeCut cut, int row, int column)
+    private static void TrimTileWithTies(UpdateTiles tiles, float* tile, MagnitudeCut cut, int row, int column)
     {
-        var threshold = Vector256.Create(cut.Threshold);
-        for (int v = 0; v < UpdateTiles.TileVectors; v++)
-        {
-            var magnitude = Vector256.Abs(tile[v]);
-            var keep = Vector256.GreaterThan(magnitude, threshold);
-            if (Vector256.EqualsAny(magnitude, threshold))
-                keep = KeepTies(keep, magnitude, cut, FlatIndex(tiles, row, column, v));
-            tile[v] &= keep;
-        }
+        for (int e = 0; e < UpdateTiles.TileFloats; e++)
+            if (!cut.Keeps(MathF.Abs(tile[e]), (long)(row + e / UpdateTiles.TileColumns) * tiles.Columns + column + e % UpdateTiles.TileColumns))
+                tile[e] = 0;
     }
-
-    // The flat index of the first entry of vector v of the tile at (row, column).
-    private static long FlatIndex(UpdateTiles tiles, int row, int column, int v) =>
-        (long)(row + v / UpdateTiles.RowVectors) * tiles.Columns + column + UpdateTiles.Lanes * (v % UpdateTiles.RowVectors);
 
     // The result entries holding an in-bracket value that the exact cut decides otherwise than the provisional one, as
     // a bitmap over the flat indices (an entry marked by several adapters is marked once).
@@ -389,18 +441,19 @@ internal static unsafe class FusedCombination
     private static void RecombineEntries(UpdateTiles tiles, MagnitudeCut[] cuts, float[] weights, MajoritySign? election, ReadOnlySpan<long> indices, float* output)
     {
         int n = tiles.Count;
-        var trimmed = stackalloc Vector256<float>[n * UpdateTiles.TileVectors];
-        var lanes = stackalloc long[UpdateTiles.Lanes];
-        for (int at = 0; at < indices.Length; at += UpdateTiles.Lanes)
+        int lanes = FloatVector256.Count;
+        var trimmed = stackalloc float[n * lanes];
+        var at = stackalloc long[lanes];
+        for (int first = 0; first < indices.Length; first += lanes)
         {
-            int count = Math.Min(UpdateTiles.Lanes, indices.Length - at);
+            int count = Math.Min(lanes, indices.Length - first);
             // Short groups repeat their last entry in the spare lanes.
-            for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
-                lanes[lane] = indices[at + Math.Min(lane, count - 1)];
-            var rows = Vector256.Create((int)(lanes[0] / tiles.Columns), (int)(lanes[1] / tiles.Columns), (int)(lanes[2] / tiles.Columns), (int)(lanes[3] / tiles.Columns),
-                (int)(lanes[4] / tiles.Columns), (int)(lanes[5] / tiles.Columns), (int)(lanes[6] / tiles.Columns), (int)(lanes[7] / tiles.Columns));
-            var columns = Vector256.Create((int)(lanes[0] % tiles.Columns), (int)(lanes[1] % tiles.Columns), (int)(lanes[2] % tiles.Columns), (int)(lanes[3] % tiles.Columns),
-                (int)(lanes[4] % tiles.Columns), (int)(lanes[5] % tiles.Columns), (int)(lanes[6] % tiles.Columns), (int)(lanes[7] % tiles.Columns));
+            for (int lane = 0; lane < lanes; lane++)
+                at[lane] = indices[first + Math.Min(lane, count - 1)];
+            var rows = Vector256.Create((int)(at[0] / tiles.Columns), (int)(at[1] / tiles.Columns), (int)(at[2] / tiles.Columns), (int)(at[3] / tiles.Columns),
+                (int)(at[4] / tiles.Columns), (int)(at[5] / tiles.Columns), (int)(at[6] / tiles.Columns), (int)(at[7] / tiles.Columns));
+            var columns = Vector256.Create((int)(at[0] % tiles.Columns), (int)(at[1] % tiles.Columns), (int)(at[2] % tiles.Columns), (int)(at[3] % tiles.Columns),
+                (int)(at[4] % tiles.Columns), (int)(at[5] % tiles.Columns), (int)(at[6] % tiles.Columns), (int)(at[7] % tiles.Columns));
             for (int i = 0; i < n; i++)
             {
                 var entries = tiles.Entries(i, rows, columns);
@@ -408,12 +461,12 @@ internal static unsafe class FusedCombination
                 var threshold = Vector256.Create(cuts[i].Threshold);
                 var keep = Vector256.GreaterThan(magnitude, threshold);
                 if (Vector256.EqualsAny(magnitude, threshold))
-                    keep = KeepTies(keep, magnitude, cuts[i], lanes);
-                trimmed[i * UpdateTiles.TileVectors] = entries & keep;
+                    keep = KeepTies(keep, magnitude, cuts[i], at);
+                (entries & keep).Store(trimmed + i * lanes);
             }
-            var value = Combination(trimmed, n, weights, election);
+            var value = Combination<FloatVector256>(trimmed, lanes, n, weights, election);
             for (int lane = 0; lane < count; lane++)
-                output[lanes[lane]] = value.GetElement(lane);
+                output[at[lane]] = value[lane];
         }
     }
 
@@ -421,78 +474,64 @@ internal static unsafe class FusedCombination
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static Vector256<float> KeepTies(Vector256<float> keep, Vector256<float> magnitude, MagnitudeCut cut, long* indices)
     {
-        for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
+        for (int lane = 0; lane < Vector256<float>.Count; lane++)
             if (magnitude.GetElement(lane) == cut.Threshold && cut.Keeps(cut.Threshold, indices[lane]))
                 keep = keep.WithElement(lane, BitConverter.Int32BitsToSingle(-1));
         return keep;
     }
 
-    // The same for a vector of consecutive entries from flat index first.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static Vector256<float> KeepTies(Vector256<float> keep, Vector256<float> magnitude, MagnitudeCut cut, long first)
-    {
-        var indices = stackalloc long[UpdateTiles.Lanes];
-        for (int lane = 0; lane < UpdateTiles.Lanes; lane++)
-            indices[lane] = first + lane;
-        return KeepTies(keep, magnitude, cut, indices);
-    }
+    // Each adapter's trimmed entries at trimmed + i * stride.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVector Combination<TVector>(float* trimmed, int stride, int n, float[] weights, MajoritySign? election)
+        where TVector : struct, IFloatVector<TVector> =>
+        election is { } method ? DisjointMean<TVector>(trimmed, stride, n, weights, method == MajoritySign.Total) : WeightedSum<TVector>(trimmed, stride, n, weights);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Combination(Vector256<float>* trimmed, int n, float[] weights, MajoritySign? election) =>
-        election is { } method ? DisjointMean(trimmed, n, weights, method == MajoritySign.Total) : WeightedSum(trimmed, n, weights);
-
-    // Vector v of each adapter's trimmed tile: TileVectors vectors apart.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> WeightedSum(Vector256<float>* trimmed, int n, float[] weights)
+    private static TVector WeightedSum<TVector>(float* trimmed, int stride, int n, float[] weights) where TVector : struct, IFloatVector<TVector>
     {
-        var sum = Vector256<float>.Zero;
+        var sum = TVector.Create(0);
         for (int i = 0; i < n; i++)
-            sum += trimmed[i * UpdateTiles.TileVectors] * Vector256.Create(weights[i]);
+            sum += TVector.Load(trimmed + i * stride) * TVector.Create(weights[i]);
         return sum;
     }
 
     // SignElection's rule: the elected sign from the unweighted trimmed entries (their sum, or their signs' sum), then
-    // the mean of the weighted entries of that sign; a zero entry never agrees. Signs are counted in integer lanes (each
-    // comparison's all-ones mask is -1) and an entry agrees where it is positive after the elected sign is flipped onto
-    // it: the same decisions and sums as the float counts and the choice between two comparisons, in fewer operations.
+    // the mean of the weighted entries of that sign; a zero entry never agrees. Signs and agreeing entries are counted
+    // in float lanes (exact: at most the adapter count) by adding 1 under each comparison's mask, and an entry agrees
+    // where it is positive after the elected sign is flipped onto it: the same decisions and sums as the float counts
+    // and the choice between two comparisons, in fewer operations.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> DisjointMean(Vector256<float>* trimmed, int n, float[] weights, bool total)
+    private static TVector DisjointMean<TVector>(float* trimmed, int stride, int n, float[] weights, bool total) where TVector : struct, IFloatVector<TVector>
     {
-        var zero = Vector256<float>.Zero;
-        Vector256<float> positive;
+        var zero = TVector.Create(0);
+        var one = TVector.Create(1);
+        var votes = zero;
         if (total)
-        {
-            var votes = zero;
             for (int i = 0; i < n; i++)
-                votes += trimmed[i * UpdateTiles.TileVectors];
-            positive = Vector256.GreaterThanOrEqual(votes, zero);
-        }
+                votes += TVector.Load(trimmed + i * stride);
         else
-        {
-            var votes = Vector256<int>.Zero;
             for (int i = 0; i < n; i++)
             {
-                var t = trimmed[i * UpdateTiles.TileVectors];
-                votes += Vector256.LessThan(t, zero).AsInt32() - Vector256.GreaterThan(t, zero).AsInt32();
+                var t = TVector.Load(trimmed + i * stride);
+                votes += (t.GreaterThan(zero) & one) - (t.LessThan(zero) & one);
             }
-            positive = Vector256.GreaterThanOrEqual(votes, Vector256<int>.Zero).AsSingle();
-        }
-        var flip = Vector256.AndNot(Vector256.Create(-0.0f), positive);
+        var flip = TVector.Create(-0.0f).Except(votes.GreaterThanOrEqual(zero));
         var kept = zero;
-        var count = Vector256<int>.Zero;
+        var count = zero;
         for (int i = 0; i < n; i++)
         {
-            var t = trimmed[i * UpdateTiles.TileVectors];
-            var agree = Vector256.GreaterThan(t ^ flip, zero);
-            kept += t * Vector256.Create(weights[i]) & agree;
-            count -= agree.AsInt32();
+            var t = TVector.Load(trimmed + i * stride);
+            var agree = (t ^ flip).GreaterThan(zero);
+            kept += t * TVector.Create(weights[i]) & agree;
+            count += one & agree;
         }
-        return kept / Vector256.ConvertToSingle(Vector256.Max(count, Vector256<int>.One));
+        return kept / count.Max(one);
     }
 
     private static bool IsWhole(UpdateTiles tiles, int row, int column) =>
         row + UpdateTiles.TileRows <= tiles.Rows && column + UpdateTiles.TileColumns <= tiles.Columns;
 
-    private static uint ValidLanes(UpdateTiles tiles, int row, int column) =>
-        row >= tiles.Rows || column >= tiles.Columns ? 0u : tiles.Columns - column >= 8 ? 0xFFu : (1u << (tiles.Columns - column)) - 1;
+    // The lanes of a vector of `lanes` entries from (row, column) that lie inside the result.
+    private static uint ValidLanes(UpdateTiles tiles, int row, int column, int lanes) =>
+        row >= tiles.Rows || column >= tiles.Columns ? 0u : (uint)((1UL << Math.Min(lanes, tiles.Columns - column)) - 1);
 }

@@ -27,13 +27,17 @@ internal sealed unsafe class UpdateTiles
     /// <summary>Vectors per tile: vector v holds row v / RowVectors, columns Lanes * (v % RowVectors) onwards.</summary>
     public const int TileVectors = TileRows * RowVectors;
 
+    /// <summary>Entries per tile, row-major.</summary>
+    public const int TileFloats = TileRows * TileColumns;
+
     // Per adapter: A (rank x PaddedColumns), B (PaddedRows x rank), A transposed (Columns x rank, for single entries); pinned.
     private readonly float[][] a, b, aT;
     private readonly int[] ranks;
     private readonly float[] scalings;
 
-    private UpdateTiles(IReadOnlyList<ModuleMember> members)
+    private UpdateTiles(IReadOnlyList<ModuleMember> members, bool wide)
     {
+        Wide = wide;
         Count = members.Count;
         Rows = checked((int)members[0].OutFeatures);
         Columns = checked((int)members[0].InFeatures);
@@ -63,6 +67,9 @@ internal sealed unsafe class UpdateTiles
     /// <summary>Where the kernel runs at full speed: 256-bit vectors, fused multiply-adds and gathers in hardware (x86 with AVX2 and FMA).</summary>
     public static bool IsAccelerated => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>Whether the kernels over these tiles run on 512-bit vectors (the bits are the same either way).</summary>
+    public bool Wide { get; }
+
     public int Count { get; }
 
     public int Rows { get; }
@@ -74,18 +81,18 @@ internal sealed unsafe class UpdateTiles
     public int PaddedColumns { get; }
 
     /// <summary>The float32 factors of <paramref name="members"/> (same out x in), laid out for the kernel.</summary>
-    public static UpdateTiles Of(IReadOnlyList<ModuleMember> members) => new(members);
+    public static UpdateTiles Of(IReadOnlyList<ModuleMember> members, bool wide) => new(members, wide && FloatPanel.Wide);
 
     /// <summary>
     /// Adapter <paramref name="adapter"/>'s tile at rows [row, row + TileRows), columns [column, column + TileColumns),
-    /// into <paramref name="tile"/> (<see cref="TileVectors"/> vectors, row-major). Entries of the padding are 0.
+    /// into <paramref name="tile"/> (<see cref="TileFloats"/> entries, row-major). Entries of the padding are 0.
     /// </summary>
-    public void Tile(int adapter, int row, int column, Vector256<float>* tile)
+    public void Tile(int adapter, int row, int column, float* tile)
     {
-        if (FloatPanel.Wide)
-            Tile<Panel512>(adapter, row, column, (float*)tile);
+        if (Wide)
+            Tile<Panel512>(adapter, row, column, tile);
         else
-            Tile<Panel256>(adapter, row, column, (float*)tile);
+            Tile<Panel256>(adapter, row, column, tile);
     }
 
     // A panel per tile row: with one A panel load and 4 broadcasts per 4 panel multiply-adds, the FMA units stay busy.

@@ -23,7 +23,7 @@ public unsafe class FloatPanelTests
             return new MergeInput(new LoraAdapter($"p{i}", null, "PEFT", config, [module]));
         }).ToList();
         using var module = ModuleInputs.Load("model.layers.0.mlp.up_proj", inputs, 1, CPU);
-        var tiles = UpdateTiles.Of(module.Members);
+        var tiles = UpdateTiles.Of(module.Members, wide: true);
         var narrow = new float[UpdateTiles.TileRows * UpdateTiles.TileColumns];
         var wide = new float[narrow.Length];
         int compared = 0;
@@ -68,6 +68,34 @@ public unsafe class FloatPanelTests
                 double expected = Enumerable.Range(0, cols).Sum(c => (double)a[r * cols + c] * x[c * width + j]);
                 Assert.Equal(expected, timesWide[r * width + j], 1e-4);
             }
+    }
+
+    [WidePanelFact]
+    public void Fused_combinations_have_the_same_bytes_on_both_vector_widths()
+    {
+        // 701 x 803: over 2^19 entries, so the cuts are sampled and their brackets collected; partial tiles at both edges.
+        const string key = "model.layers.0.mlp.down_proj";
+        var inputs = Enumerable.Range(0, 4).Select(i =>
+        {
+            var g = manual_seed(60 + i);
+            var module = LoraModule.FromFactors(key, randn(4 + 4 * i, 803, generator: g).div_(28), randn(701, 4 + 4 * i, generator: g).mul_(0.01), 2.0);
+            var config = new AdapterConfig(new System.Text.Json.Nodes.JsonObject { ["r"] = 4 + 4 * i, ["lora_alpha"] = 8 + 8 * i });
+            return new MergeInput(new LoraAdapter($"w{i}", null, "PEFT", config, [module]), i == 1 ? -0.4 : 0.3 + 0.2 * i, i == 2 ? 0.3 : null);
+        }).ToList();
+        using var module = ModuleInputs.Load(key, inputs, 0.5, CPU);
+        var cases = new (MergeMethod Method, MajoritySign? Sign)[]
+        {
+            (MergeMethod.TiesSvd, MajoritySign.Total), (MergeMethod.TiesSvd, MajoritySign.Frequency), (MergeMethod.MagnitudePruneSvd, null),
+            (MergeMethod.DareTiesSvd, MajoritySign.Total), (MergeMethod.DareLinearSvd, null),
+        };
+        foreach (var (method, sign) in cases)
+        {
+            var combiner = TaskCombiner.For(method.Recipe(), new MergeOptions { MajoritySign = sign });
+            using var wide = FusedCombination.Combine(module, combiner, 2, s => s, random: RandomDrop.ForModule(7, key), wide: true);
+            using var narrow = FusedCombination.Combine(module, combiner, 2, s => s, random: RandomDrop.ForModule(7, key), wide: false);
+            Assert.True(wide.bytes.SequenceEqual(narrow.bytes), $"{method} {sign}: {wide.ne(narrow).sum().item<long>()} entries differ");
+            Assert.True(wide.ne(0).sum().item<long>() > 701 * 803 / 10, $"{method} {sign}: almost every entry trimmed");
+        }
     }
 
     private static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();

@@ -146,10 +146,14 @@ public class FusedCombinationTests
 
     public static TheoryData<string, MajoritySign?> Brackets => new()
     {
-        // A bracket that misses the k-th largest from above or below: the cut is selected from every entry, the pass runs again.
+        // Brackets that miss the k-th largest from above or below, the wide retry's too: the cut is selected from every
+        // entry, the pass runs again.
         { "miss above", MajoritySign.Total },
         { "miss below", MajoritySign.Frequency },
         { "miss above", null },
+        // The first bracket misses, the wide retry holds the k-th largest: the cut from the retry, the pass again.
+        { "miss above once", MajoritySign.Total },
+        { "miss below once", null },
         // Estimates at the bracket's ends: every entry inside is decided provisionally one way, many are recombined.
         { "estimate low", MajoritySign.Total },
         { "estimate high", MajoritySign.Frequency },
@@ -166,15 +170,26 @@ public class FusedCombinationTests
         var combiner = TaskCombiner.For(method.Recipe(), new MergeOptions { MajoritySign = sign });
         Func<MagnitudeCut.SampledCut, MagnitudeCut.SampledCut> change = bracket switch
         {
-            "miss above" => s => s with { Lo = s.Hi, Estimate = s.Hi },
-            "miss below" => s => s with { Hi = s.Lo, Estimate = s.Lo },
+            "miss above" => Above,
+            "miss below" => Below,
+            "miss above once" => s => s.Deviations == MagnitudeCut.SampledCut.WideDeviations ? s : Above(s),
+            "miss below once" => s => s.Deviations == MagnitudeCut.SampledCut.WideDeviations ? s : Below(s),
             "estimate low" => s => s with { Estimate = s.Lo },
             _ => s => s with { Estimate = s.Hi },
         };
+        // Brackets above every magnitude, or below: nothing inside, so neither can hold the k-th largest.
+        static MagnitudeCut.SampledCut Above(MagnitudeCut.SampledCut s) => s with { Lo = float.MaxValue, Hi = float.MaxValue, Estimate = float.MaxValue };
+        static MagnitudeCut.SampledCut Below(MagnitudeCut.SampledCut s) => s with { Lo = -1, Hi = -1, Estimate = -1 };
         using var module = ModuleInputs.Load(Key, inputs, 0.5, CPU);
         using var sampled = FusedCombination.Combine(module, combiner, threads: 2);
-        using var changed = FusedCombination.Combine(module, combiner, threads: 2, change);
+        bool retried = false;
+        using var changed = FusedCombination.Combine(module, combiner, threads: 2, s =>
+        {
+            retried |= s.Deviations == MagnitudeCut.SampledCut.WideDeviations;
+            return change(s);
+        });
         Assert.Equal(sampled.bytes.ToArray(), changed.bytes.ToArray());
+        Assert.Equal(bracket.StartsWith("miss"), retried);
         // The libtorch route applies the same tie rule to the same (exact, integer) entries; top-k's choice among ties is its own.
         using var reference = TiledCombination.Combine(module, combiner, null);
         Assert.True(changed.ne(0).eq(reference.ne(0)).all().item<bool>(), $"the same entries survive ({changed.ne(0).ne(reference.ne(0)).sum().item<long>()} differ)");
@@ -201,6 +216,36 @@ public class FusedCombinationTests
             var all = Enumerable.Range(0, values.Length).Where(i => values[i] >= lo && values[i] <= hi).ToArray();
             return new MagnitudeCut.BracketCount(all.Select(i => values[i]).ToArray(), all.Select(i => (long)i).ToArray(), values.Count(v => v > hi));
         }));
+    }
+
+    [Fact]
+    public void A_missed_bracket_is_retried_wider_before_every_entry_is_counted()
+    {
+        var g = manual_seed(6);
+        using var magnitudes = rand(1 << 20, generator: g);
+        long keep = 3 << 18;
+        var values = magnitudes.data<float>().ToArray();
+        var counted = new List<(float Lo, float Hi)>();
+        MagnitudeCut.BracketCount CountInside(float lo, float hi)
+        {
+            counted.Add((lo, hi));
+            var inside = Enumerable.Range(0, values.Length).Where(i => values[i] >= lo && values[i] <= hi).ToArray();
+            return new MagnitudeCut.BracketCount(inside.Select(i => values[i]).ToArray(), inside.Select(i => (long)i).ToArray(), values.Count(v => v > hi));
+        }
+        float[] Sample(long[] indices) => indices.Select(i => values[i]).ToArray();
+        var expected = MagnitudeCut.Of(magnitudes, 0.75);
+
+        var narrow = MagnitudeCut.SampledCut.Draw(values.Length, keep, Sample)!;
+        Assert.Equal(expected, MagnitudeCut.Reselect(values.Length, keep, Sample, CountInside));
+        var wide = Assert.Single(counted);
+        // The retry's bracket holds the first one, about three times as wide.
+        Assert.True(wide.Lo < narrow.Lo && wide.Hi > narrow.Hi, $"[{wide.Lo}, {wide.Hi}] around [{narrow.Lo}, {narrow.Hi}]");
+        Assert.InRange((wide.Hi - wide.Lo) / (narrow.Hi - narrow.Lo), 2.5, 3.5);
+
+        counted.Clear();
+        Assert.Equal(expected, MagnitudeCut.Reselect(values.Length, keep, Sample, CountInside, s => s with { Hi = s.Lo }));
+        Assert.Equal(2, counted.Count);
+        Assert.Equal((0f, float.PositiveInfinity), counted[1]);
     }
 
     // Factors of small integers (scaled by 2): products of a few distinct magnitudes, so many entries tie.
