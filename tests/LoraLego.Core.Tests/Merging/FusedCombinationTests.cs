@@ -208,14 +208,15 @@ public class FusedCombinationTests
         var drawn = MagnitudeCut.SampledCut.Draw(values.Length, keep, indices => indices.Select(i => values[i]).ToArray())!;
         Assert.InRange(drawn.Estimate, drawn.Lo, drawn.Hi);
         var narrow = drawn with { Lo = drawn.Hi };
-        var inside = Enumerable.Range(0, values.Length).Where(i => values[i] >= narrow.Lo && values[i] <= narrow.Hi).ToArray();
-        var counted = new MagnitudeCut.BracketCount(inside.Select(i => values[i]).ToArray(), inside.Select(i => (long)i).ToArray(), values.Count(v => v > narrow.Hi));
-        Assert.Null(narrow.Settle(counted));
-        Assert.Equal(MagnitudeCut.Of(magnitudes, 0.5), MagnitudeCut.SelectAll(keep, (lo, hi) =>
-        {
-            var all = Enumerable.Range(0, values.Length).Where(i => values[i] >= lo && values[i] <= hi).ToArray();
-            return new MagnitudeCut.BracketCount(all.Select(i => values[i]).ToArray(), all.Select(i => (long)i).ToArray(), values.Count(v => v > hi));
-        }));
+        Assert.Null(narrow.Settle(CountInside(values, narrow.Lo, narrow.Hi)));
+        Assert.Equal(MagnitudeCut.Of(magnitudes, 0.5), MagnitudeCut.SelectAll(keep, (lo, hi) => CountInside(values, lo, hi)));
+    }
+
+    // The entries of values inside [lo, hi] with their indices, and how many lie above: what a counting pass finds.
+    private static MagnitudeCut.BracketCount CountInside(float[] values, float lo, float hi)
+    {
+        var inside = Enumerable.Range(0, values.Length).Where(i => values[i] >= lo && values[i] <= hi).ToArray();
+        return new MagnitudeCut.BracketCount(inside.Select(i => values[i]).ToArray(), inside.Select(i => (long)i).ToArray(), values.Count(v => v > hi));
     }
 
     [Fact]
@@ -226,24 +227,23 @@ public class FusedCombinationTests
         long keep = 3 << 18;
         var values = magnitudes.data<float>().ToArray();
         var counted = new List<(float Lo, float Hi)>();
-        MagnitudeCut.BracketCount CountInside(float lo, float hi)
+        MagnitudeCut.BracketCount Counted(float lo, float hi)
         {
             counted.Add((lo, hi));
-            var inside = Enumerable.Range(0, values.Length).Where(i => values[i] >= lo && values[i] <= hi).ToArray();
-            return new MagnitudeCut.BracketCount(inside.Select(i => values[i]).ToArray(), inside.Select(i => (long)i).ToArray(), values.Count(v => v > hi));
+            return CountInside(values, lo, hi);
         }
         float[] Sample(long[] indices) => indices.Select(i => values[i]).ToArray();
         var expected = MagnitudeCut.Of(magnitudes, 0.75);
 
         var narrow = MagnitudeCut.SampledCut.Draw(values.Length, keep, Sample)!;
-        Assert.Equal(expected, MagnitudeCut.Reselect(values.Length, keep, Sample, CountInside));
+        Assert.Equal(expected, MagnitudeCut.Reselect(values.Length, keep, Sample, Counted));
         var wide = Assert.Single(counted);
         // The retry's bracket holds the first one, about three times as wide.
         Assert.True(wide.Lo < narrow.Lo && wide.Hi > narrow.Hi, $"[{wide.Lo}, {wide.Hi}] around [{narrow.Lo}, {narrow.Hi}]");
         Assert.InRange((wide.Hi - wide.Lo) / (narrow.Hi - narrow.Lo), 2.5, 3.5);
 
         counted.Clear();
-        Assert.Equal(expected, MagnitudeCut.Reselect(values.Length, keep, Sample, CountInside, s => s with { Hi = s.Lo }));
+        Assert.Equal(expected, MagnitudeCut.Reselect(values.Length, keep, Sample, Counted, s => s with { Hi = s.Lo }));
         Assert.Equal(2, counted.Count);
         Assert.Equal((0f, float.PositiveInfinity), counted[1]);
     }
