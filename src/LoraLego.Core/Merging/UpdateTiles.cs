@@ -83,7 +83,10 @@ internal sealed unsafe class UpdateTiles
 
     public int PaddedColumns { get; }
 
-    /// <summary>The float32 factors of <paramref name="members"/> (same out x in), laid out for the kernel.</summary>
+    /// <summary>
+    /// The float32 factors of <paramref name="members"/> (same out x in), laid out for the kernel; <paramref name="wide"/>
+    /// lets the kernels use 512-bit vectors where the core has them (false: 256-bit ones, for tests that compare the two).
+    /// </summary>
     public static UpdateTiles Of(IReadOnlyList<ModuleMember> members, bool wide) => new(members, wide && FloatPanel.Wide);
 
     /// <summary>
