@@ -299,13 +299,12 @@ internal static unsafe class FusedCombination
                     }
                     for (int e = 0; e < UpdateTiles.TileFloats; e += TVector.Count)
                     {
-                        int r = row + e / UpdateTiles.TileColumns, c = column + e % UpdateTiles.TileColumns;
                         var value = Combination<TVector>(trimmed + e, UpdateTiles.TileFloats, n, weights, election);
-                        float* target = output + (long)r * tiles.Columns + c;
+                        float* target = output + FlatIndex(tiles, row, column, e);
                         if (whole)
                             value.Store(target);
                         else
-                            for (int lane = 0; lane < BitOperations.PopCount(ValidLanes(tiles, r, c, TVector.Count)); lane++)
+                            for (int lane = 0; lane < BitOperations.PopCount(ValidLanes(tiles, row, column, e, TVector.Count)); lane++)
                                 target[lane] = value[lane];
                     }
                 }
@@ -367,9 +366,8 @@ internal static unsafe class FusedCombination
             fixed (long* indices = inside.Indices)
                 for (int e = 0; e < UpdateTiles.TileFloats; e += TVector.Count)
                 {
-                    int r = row + e / UpdateTiles.TileColumns, c = column + e % UpdateTiles.TileColumns;
-                    uint marked = between[e / TVector.Count] & (whole ? uint.MaxValue : ValidLanes(tiles, r, c, TVector.Count));
-                    for (long first = (long)r * tiles.Columns + c; marked != 0; marked &= marked - 1, added++)
+                    uint marked = between[e / TVector.Count] & (whole ? uint.MaxValue : ValidLanes(tiles, row, column, e, TVector.Count));
+                    for (long first = FlatIndex(tiles, row, column, e); marked != 0; marked &= marked - 1, added++)
                     {
                         int lane = BitOperations.TrailingZeroCount(marked);
                         magnitudes[added] = MathF.Abs(tile[e + lane]);
@@ -386,9 +384,13 @@ internal static unsafe class FusedCombination
     private static void TrimTileWithTies(UpdateTiles tiles, float* tile, MagnitudeCut cut, int row, int column)
     {
         for (int e = 0; e < UpdateTiles.TileFloats; e++)
-            if (!cut.Keeps(MathF.Abs(tile[e]), (long)(row + e / UpdateTiles.TileColumns) * tiles.Columns + column + e % UpdateTiles.TileColumns))
+            if (!cut.Keeps(MathF.Abs(tile[e]), FlatIndex(tiles, row, column, e)))
                 tile[e] = 0;
     }
+
+    // The flat index of entry e (row-major) of the tile at (row, column).
+    private static long FlatIndex(UpdateTiles tiles, int row, int column, int e) =>
+        (long)(row + e / UpdateTiles.TileColumns) * tiles.Columns + column + e % UpdateTiles.TileColumns;
 
     // The result entries holding an in-bracket value that the exact cut decides otherwise than the provisional one, as
     // a bitmap over the flat indices (an entry marked by several adapters is marked once).
@@ -498,8 +500,8 @@ internal static unsafe class FusedCombination
     // SignElection's rule: the elected sign from the unweighted trimmed entries (their sum, or their signs' sum), then
     // the mean of the weighted entries of that sign; a zero entry never agrees. Signs and agreeing entries are counted
     // in float lanes (exact: at most the adapter count) by adding 1 under each comparison's mask, and an entry agrees
-    // where it is positive after the elected sign is flipped onto it: the same decisions and sums as the float counts
-    // and the choice between two comparisons, in fewer operations.
+    // where it is positive after the elected sign is flipped onto it: the same decisions as choosing between two
+    // comparisons by the elected sign, in fewer operations.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVector DisjointMean<TVector>(float* trimmed, int stride, int n, float[] weights, bool total) where TVector : struct, IFloatVector<TVector>
     {
@@ -531,7 +533,10 @@ internal static unsafe class FusedCombination
     private static bool IsWhole(UpdateTiles tiles, int row, int column) =>
         row + UpdateTiles.TileRows <= tiles.Rows && column + UpdateTiles.TileColumns <= tiles.Columns;
 
-    // The lanes of a vector of `lanes` entries from (row, column) that lie inside the result.
-    private static uint ValidLanes(UpdateTiles tiles, int row, int column, int lanes) =>
-        row >= tiles.Rows || column >= tiles.Columns ? 0u : (uint)((1UL << Math.Min(lanes, tiles.Columns - column)) - 1);
+    // The lanes of a vector of `lanes` entries from entry e of the tile at (row, column) that lie inside the result.
+    private static uint ValidLanes(UpdateTiles tiles, int row, int column, int e, int lanes)
+    {
+        int r = row + e / UpdateTiles.TileColumns, c = column + e % UpdateTiles.TileColumns;
+        return r >= tiles.Rows || c >= tiles.Columns ? 0u : (uint)((1UL << Math.Min(lanes, tiles.Columns - c)) - 1);
+    }
 }
