@@ -67,7 +67,6 @@ public static class TrimmedSvdComparison
             var (ra, rb) = svd.Truncate(rank, ScalarType.Float32);
             var approx = rb.matmul(ra);
             double seconds = sw.Elapsed.TotalSeconds;
-            workspace.ReturnArrays();
             var (r, f) = Compare(approx, best, combined, bestResidual);
             settings.Add(new Setting(route, p, q, seconds, r, f));
         }

@@ -14,8 +14,8 @@ internal unsafe interface IFloatPanel<TSelf> where TSelf : struct, IFloatPanel<T
 {
     static abstract TSelf Load(float* source);
 
-    /// <summary>sum + scale * this, lane by lane with one rounding.</summary>
-    TSelf MultiplyAdd(float scale, TSelf sum);
+    /// <summary>sum + *scale * this, lane by lane with one rounding (the scale broadcast straight from memory: one load, no shuffle).</summary>
+    TSelf MultiplyAdd(float* scale, TSelf sum);
 
     TSelf Times(float scale);
 
@@ -41,9 +41,9 @@ internal readonly unsafe struct Panel256(Vector256<float> v0, Vector256<float> v
         new(Vector256.Load(source), Vector256.Load(source + 8), Vector256.Load(source + 16), Vector256.Load(source + 24));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Panel256 MultiplyAdd(float scale, Panel256 sum)
+    public Panel256 MultiplyAdd(float* scale, Panel256 sum)
     {
-        var b = Vector256.Create(scale);
+        var b = Avx.BroadcastScalarToVector256(scale);
         return new(Fma.MultiplyAdd(b, v0, sum.v0), Fma.MultiplyAdd(b, v1, sum.v1), Fma.MultiplyAdd(b, v2, sum.v2), Fma.MultiplyAdd(b, v3, sum.v3));
     }
 
@@ -73,9 +73,9 @@ internal readonly unsafe struct Panel512(Vector512<float> v0, Vector512<float> v
     public static Panel512 Load(float* source) => new(Vector512.Load(source), Vector512.Load(source + 16));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Panel512 MultiplyAdd(float scale, Panel512 sum)
+    public Panel512 MultiplyAdd(float* scale, Panel512 sum)
     {
-        var b = Vector512.Create(scale);
+        var b = Avx512F.BroadcastScalarToVector512(Vector128.CreateScalarUnsafe(*scale));
         return new(Avx512F.FusedMultiplyAdd(b, v0, sum.v0), Avx512F.FusedMultiplyAdd(b, v1, sum.v1));
     }
 

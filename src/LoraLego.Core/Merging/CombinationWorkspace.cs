@@ -1,19 +1,20 @@
-using System.Buffers;
+using LoraLego.Core.Compute;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Merging;
 
 /// <summary>
-/// Memory a merge's fused combinations reuse from module to module: the float32 result (up to 180 MB for a 7B MLP
-/// module; a fresh one per module cost a page fault per 4 KiB touched, 13% of a 7B TiesSvd's CPU time) and the lists
-/// and arrays that hold in-bracket entries (allocated afresh per module they were tens of MB of garbage a module, held
-/// in the large-object heap until a full collection: 300 MB more peak memory).
+/// Memory one worker of a merge's fused combinations reuses from module to module: the float32 result (up to 180 MB for a
+/// 7B MLP module; a fresh one per module cost a page fault per 4 KiB touched, 13% of a 7B TiesSvd's CPU time), the
+/// lists that collect in-bracket entries, and the arrays of the passes and the range finder (<see cref="Kept"/>).
 /// </summary>
 internal sealed class CombinationWorkspace : IDisposable
 {
     private Tensor? storage;
     private readonly Stack<object> spare = new();
-    private readonly List<Action> returns = [];
+
+    /// <summary>The arrays the passes, the cut's sample, the start and the range finder use again.</summary>
+    public KeptArrays Kept { get; } = new();
 
     /// <summary>A rows x cols float32 tensor over the reused storage (contents undefined), valid until the next call.</summary>
     public Tensor Result(long rows, long cols)
@@ -39,24 +40,6 @@ internal sealed class CombinationWorkspace : IDisposable
     {
         lock (spare)
             spare.Push(item);
-    }
-
-    /// <summary>An array of at least <paramref name="count"/> from the shared pool, held until <see cref="ReturnArrays"/>.</summary>
-    public T[] Rent<T>(int count)
-    {
-        var array = ArrayPool<T>.Shared.Rent(count);
-        lock (returns)
-            returns.Add(() => ArrayPool<T>.Shared.Return(array));
-        return array;
-    }
-
-    public void ReturnArrays()
-    {
-        lock (returns)
-        {
-            returns.ForEach(r => r());
-            returns.Clear();
-        }
     }
 
     public void Dispose() => storage?.Dispose();

@@ -52,7 +52,7 @@ internal static unsafe class FusedCombination
             using var inOwn = Combine(inputs, combiner, threads, drawn, own, random, wide);
             return inOwn.clone();
         }
-        var tiles = UpdateTiles.Of(inputs.Members, wide);
+        var tiles = UpdateTiles.Of(inputs.Members, wide, workspace.Kept);
         using var drops = combiner.Trimming == Trimming.RandomDrop
             ? TileDrops.For(tiles, DropStream.For(inputs.Densities, tiles.Rows, tiles.Columns, ScalarType.Float32,
                 random ?? throw new InvalidOperationException("random drop needs a generator")), BlockRows)
@@ -61,7 +61,14 @@ internal static unsafe class FusedCombination
         var cuts = Enumerable.Repeat(MagnitudeCut.KeepAll, tiles.Count).ToArray();
         var sampled = new MagnitudeCut.SampledCut?[tiles.Count];
         long count = (long)tiles.Rows * tiles.Columns;
-        Func<long[], float[]> Sample(int i) => indices => Array.ConvertAll(indices, index => tiles.Magnitude(i, index));
+        // Adapter i's sample in its own kept array (the adapters draw theirs side by side).
+        Func<long[], Memory<float>> Sample(int i) => indices =>
+        {
+            var magnitudes = workspace.Kept.Get<float>("sample", indices.Length, i);
+            for (int j = 0; j < indices.Length; j++)
+                magnitudes[j] = tiles.Magnitude(i, indices[j]);
+            return magnitudes.AsMemory(0, indices.Length);
+        };
         // Where a bracket missed: adapter i's cut from a wider one, counted in a pass of its own.
         MagnitudeCut Reselect(int i) =>
             MagnitudeCut.Reselect(count, sampled[i]!.Keep, Sample(i), (lo, hi) => Count(tiles, i, lo, hi, parallel), drawn);
@@ -91,15 +98,8 @@ internal static unsafe class FusedCombination
             }
             // One pass with each sampled adapter trimmed at its estimate, counting its entries against its bracket.
             var provisional = cuts.Select((cut, i) => sampled[i]?.Provisional ?? cut).ToArray();
-            try
-            {
-                var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
-                Settle(tiles, combiner, weights, cuts, sampled, provisional, bracketed, output, parallel, Reselect);
-            }
-            finally
-            {
-                workspace.ReturnArrays();
-            }
+            var bracketed = CombineAll(tiles, provisional, weights, combiner.Election, output, parallel, workspace, sampled);
+            Settle(tiles, combiner, weights, cuts, sampled, provisional, bracketed, output, parallel, Reselect);
         }
         return combined;
     }
@@ -157,7 +157,7 @@ internal static unsafe class FusedCombination
                 });
         }
         var counts = Enumerable.Range(0, tiles.Count)
-            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList(), workspace))
+            .Select(i => brackets?[i] is null ? null : Gather(found.Select(f => f[i]!).ToList(), workspace?.Kept, i))
             .ToArray();
         foreach (var inside in found.SelectMany(f => f).OfType<Inside>())
             workspace!.Return(inside);
@@ -213,13 +213,12 @@ internal static unsafe class FusedCombination
         return Gather(found);
     }
 
-    // The entries inside, in arrays rented from the workspace where there is one (a few MB a module, garbage that
-    // would otherwise wait in the large-object heap).
-    private static MagnitudeCut.BracketCount Gather(List<Inside> found, CombinationWorkspace? workspace = null)
+    // The entries inside, in adapter `adapter`'s kept arrays where there are some (a few MB a module).
+    private static MagnitudeCut.BracketCount Gather(List<Inside> found, KeptArrays? kept = null, int adapter = 0)
     {
         int count = found.Sum(f => f.Count);
-        var magnitudes = workspace?.Rent<float>(count) ?? new float[count];
-        var indices = workspace?.Rent<long>(count) ?? new long[count];
+        var magnitudes = kept?.Get<float>("bracket.magnitudes", count, adapter) ?? new float[count];
+        var indices = kept?.Get<long>("bracket.indices", count, adapter) ?? new long[count];
         int at = 0;
         foreach (var f in found)
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using LoraLego.Core.Formats;
 using static TorchSharp.torch;
@@ -50,7 +51,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     /// selected from exactly. A full selection over all entries costs about ten times as much at 45 million entries;
     /// it remains the fallback where the bracket misses.
     /// </summary>
-    internal static MagnitudeCut Find(long count, double density, Func<long[], float[]> sample, Func<float, float, BracketCount> countInside)
+    internal static MagnitudeCut Find(long count, double density, Func<long[], Memory<float>> sample, Func<float, float, BracketCount> countInside)
     {
         long keep = (long)(density * count);
         if (Settled(keep, count) is { } settled)
@@ -64,7 +65,7 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     /// The cut where the first bracket missed (or none was drawn): from a bracket three times as wide drawn from the same
     /// sample, and from every entry only where that misses too. <paramref name="drawn"/> sees the wide bracket first (tests).
     /// </summary>
-    internal static MagnitudeCut Reselect(long count, long keep, Func<long[], float[]> sample, Func<float, float, BracketCount> countInside,
+    internal static MagnitudeCut Reselect(long count, long keep, Func<long[], Memory<float>> sample, Func<float, float, BracketCount> countInside,
         Func<SampledCut, SampledCut>? drawn = null)
     {
         if (SampledCut.Draw(count, keep, sample, SampledCut.WideDeviations) is { } wide
@@ -101,11 +102,11 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
         /// The sample's bracket for keeping <paramref name="keep"/> of <paramref name="count"/> entries (0 &lt; keep &lt; count);
         /// null where the tensor is too small to sample (every entry is selected from then).
         /// </summary>
-        public static SampledCut? Draw(long count, long keep, Func<long[], float[]> sample, double deviations = NarrowDeviations)
+        public static SampledCut? Draw(long count, long keep, Func<long[], Memory<float>> sample, double deviations = NarrowDeviations)
         {
             if (count >> SampleLog2 <= 1)
                 return null;
-            var magnitudes = sample(SampleIndices(count));
+            var magnitudes = sample(SampleIndices(count)).Span;
             int m = magnitudes.Length;
             double fraction = 1 - (double)keep / count;
             // Order statistics of the sample on either side of the k-th largest's expected place.
@@ -126,23 +127,26 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
     // A Weyl sequence s * g mod count, g near count / golden ratio and coprime to it: distinct entries spread over rows
     // and columns alike. (Every step-th entry would see only the columns a multiple of the step hits: 64 of 4096 where
     // the step is 64, and then the bracket misses.)
-    // The adapters of a module, and modules of one shape, sample the same indices: the last ones are kept (a 2 MB array
-    // per adapter and module was garbage for the large-object heap).
-    private static SampleOf? lastSample;
+    // The adapters of a module, and modules of one shape, sample the same indices: they are kept per entry count for the
+    // last few counts (a model has a few module shapes; a 2 MB array per adapter and module was garbage for the
+    // large-object heap, and one count kept at a time was replaced at every change of shape).
+    private static readonly ConcurrentDictionary<long, long[]> samples = new();
 
-    private sealed record SampleOf(long Count, long[] Indices);
+    private const int KeptSamples = 8;
 
     private static long[] SampleIndices(long count)
     {
-        if (lastSample is { } last && last.Count == count)
-            return last.Indices;
+        if (samples.TryGetValue(count, out var kept))
+            return kept;
+        if (samples.Count >= KeptSamples)
+            samples.Clear();
         long g = (long)(count * 0.6180339887498949);
         while (System.Numerics.BigInteger.GreatestCommonDivisor(g, count) != 1)
             g++;
         var indices = new long[1 << SampleLog2];
         for (int s = 1; s < indices.Length; s++)
             indices[s] = indices[s - 1] + g - (indices[s - 1] >= count - g ? count : 0);
-        lastSample = new SampleOf(count, indices);
+        samples[count] = indices;
         return indices;
     }
 

@@ -37,20 +37,14 @@ internal static class SvdMerge
             ? FusedCombination.Combine(inputs, combiner, threads, workspace, random)
             : TiledCombination.Combine(inputs, combiner, random);
         using var sketch = new Generator(SketchSeed, CPU);
-        try
-        {
-            // The sketch's last GaussianColumns stay random, so that directions the untrimmed sum lacks (adapters that
-            // nearly cancel there) can still be found.
-            int columns = RandomizedSvd.SketchColumns(combined, rank, Oversampling);
-            var start = columns > GaussianColumns ? UntrimmedStart.Of(inputs, columns - GaussianColumns, sketch, threads, workspace) : null;
-            var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, start is null ? PowerIterations : StartedPowerIterations, sketch, threads, start);
-            var (a, b) = svd.Truncate((int)Math.Min(rank, svd.Values.shape[0]), combined.dtype);
-            return TruncatedSvd.Finish(a, b, clamp);
-        }
-        finally
-        {
-            workspace.ReturnArrays();
-        }
+        // The sketch's last GaussianColumns stay random, so that directions the untrimmed sum lacks (adapters that
+        // nearly cancel there) can still be found.
+        int columns = RandomizedSvd.SketchColumns(combined, rank, Oversampling);
+        var start = columns > GaussianColumns ? UntrimmedStart.Of(inputs, columns - GaussianColumns, sketch, threads, workspace) : null;
+        var svd = RandomizedSvd.OfRowBlocks(combined, rank, Oversampling, start is null ? PowerIterations : StartedPowerIterations, sketch, threads, start,
+            workspace.Kept);
+        var (a, b) = svd.Truncate((int)Math.Min(rank, svd.Values.shape[0]), combined.dtype);
+        return TruncatedSvd.Finish(a, b, clamp);
     }
 
     /// <summary>Columns sketched beyond the rank (chosen from measured error: docs/benchmarks.md).</summary>

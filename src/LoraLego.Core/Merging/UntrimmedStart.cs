@@ -1,4 +1,5 @@
 using LoraLego.Core.Clustering;
+using System.Runtime.InteropServices;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Surgery;
 using static TorchSharp.torch;
@@ -26,7 +27,7 @@ internal static class UntrimmedStart
     /// <summary>
     /// Up to <paramref name="columns"/> orthonormal directions (in x count, column-major, count = min(columns, R)), or
     /// null where U is (nearly) zero: its adapters cancel, or have no weight, and the combination's directions are then
-    /// not U's. The arrays (a few MB a module) are rented from <paramref name="workspace"/>: the caller returns them.
+    /// not U's. The basis is one of <paramref name="workspace"/>'s kept arrays, valid until its next start.
     /// </summary>
     public static (double[] Basis, int Count)? Of(ModuleInputs inputs, int columns, Generator generator, int threads, CombinationWorkspace workspace)
     {
@@ -36,14 +37,17 @@ internal static class UntrimmedStart
         int count = Math.Min(columns, rank);
         if (count == 0)
             return null;
-        var aRows = workspace.Rent<double>(rank * inFeatures);
-        var bRows = workspace.Rent<double>(rank * outFeatures);
+        var aRows = workspace.Kept.Get<double>("start.a", rank * inFeatures);
+        var bRows = workspace.Kept.Get<double>("start.b", rank * outFeatures);
         int row = 0;
         foreach (var member in members)
         {
             int r = (int)member.Rank;
-            var a = TensorBytes.ToArray<float>(member.A);
-            var b = TensorBytes.ToArray<float>(member.B);
+            // Read in place from the factors' own memory (float32): managed copies were a few MB of garbage a module.
+            using var contiguousA = member.A.contiguous();
+            using var contiguousB = member.B.contiguous();
+            var a = MemoryMarshal.Cast<byte, float>(contiguousA.bytes);
+            var b = MemoryMarshal.Cast<byte, float>(contiguousB.bytes);
             double scale = member.Weight * member.Scaling;
             for (int i = 0; i < a.Length; i++)
                 aRows[row * inFeatures + i] = a[i];
@@ -67,12 +71,12 @@ internal static class UntrimmedStart
                 // Orthonormal again after every step, so that float64 keeps the directions past the first.
                 new HouseholderQr(stepped, rank, count).Basis(coefficients);
             }
-            var directions = workspace.Rent<double>(inFeatures * count);
+            var directions = workspace.Kept.Get<double>("start.directions", inFeatures * count);
             Array.Clear(directions, 0, inFeatures * count);
             for (int j = 0; j < count; j++)
                 for (int r = 0; r < rank; r++)
                     OrderedDoubles.AddScaled(coefficients[j * rank + r], aRows.AsSpan(r * inFeatures, inFeatures), directions.AsSpan(j * inFeatures, inFeatures));
-            return (new HouseholderQr(directions, inFeatures, count).Basis(workspace.Rent<double>(inFeatures * count)), count);
+            return (new HouseholderQr(directions, inFeatures, count).Basis(workspace.Kept.Get<double>("start.basis", inFeatures * count)), count);
         }
     }
 

@@ -35,7 +35,7 @@ internal sealed unsafe class UpdateTiles
     private readonly int[] ranks;
     private readonly float[] scalings;
 
-    private UpdateTiles(IReadOnlyList<ModuleMember> members, bool wide)
+    private UpdateTiles(IReadOnlyList<ModuleMember> members, bool wide, KeptArrays? kept)
     {
         Wide = wide;
         Count = members.Count;
@@ -48,6 +48,8 @@ internal sealed unsafe class UpdateTiles
         a = new float[Count][];
         b = new float[Count][];
         aT = new float[Count][];
+        float[] Array(string use, int count, int adapter) =>
+            kept?.Get<float>(use, count, adapter) ?? GC.AllocateUninitializedArray<float>(count, pinned: true);
         for (int i = 0; i < Count; i++)
         {
             int r = ranks[i];
@@ -55,12 +57,16 @@ internal sealed unsafe class UpdateTiles
             using var contiguousA = members[i].A.contiguous();
             using var contiguousB = members[i].B.contiguous();
             var factorA = MemoryMarshal.Cast<byte, float>(contiguousA.bytes);
-            a[i] = GC.AllocateArray<float>(r * PaddedColumns, pinned: true);
+            a[i] = Array("tiles.a", r * PaddedColumns, i);
             for (int k = 0; k < r; k++)
+            {
                 factorA.Slice(k * Columns, Columns).CopyTo(a[i].AsSpan(k * PaddedColumns));
-            b[i] = GC.AllocateArray<float>(PaddedRows * r, pinned: true);
+                a[i].AsSpan(k * PaddedColumns + Columns, PaddedColumns - Columns).Clear();
+            }
+            b[i] = Array("tiles.b", PaddedRows * r, i);
             MemoryMarshal.Cast<byte, float>(contiguousB.bytes).CopyTo(b[i]);
-            aT[i] = GC.AllocateArray<float>(Columns * r, pinned: true);
+            b[i].AsSpan(Rows * r, (PaddedRows - Rows) * r).Clear();
+            aT[i] = Array("tiles.aT", Columns * r, i);
             for (int k = 0; k < r; k++)
                 for (int j = 0; j < Columns; j++)
                     aT[i][j * r + k] = factorA[k * Columns + j];
@@ -85,9 +91,10 @@ internal sealed unsafe class UpdateTiles
 
     /// <summary>
     /// The float32 factors of <paramref name="members"/> (same out x in), laid out for the kernel; <paramref name="wide"/>
-    /// lets the kernels use 512-bit vectors where the core has them (false: 256-bit ones, for tests that compare the two).
+    /// lets the kernels use 512-bit vectors where the core has them (false: 256-bit ones, for tests that compare the two);
+    /// the factors are laid out in <paramref name="kept"/>'s arrays where given (valid until its next tiles).
     /// </summary>
-    public static UpdateTiles Of(IReadOnlyList<ModuleMember> members, bool wide) => new(members, wide && FloatPanel.Wide);
+    public static UpdateTiles Of(IReadOnlyList<ModuleMember> members, bool wide, KeptArrays? kept = null) => new(members, wide && FloatPanel.Wide, kept);
 
     /// <summary>
     /// Adapter <paramref name="adapter"/>'s tile at rows [row, row + TileRows), columns [column, column + TileColumns),
@@ -106,7 +113,7 @@ internal sealed unsafe class UpdateTiles
     internal void Tile<TPanel>(int adapter, int row, int column, float* tile) where TPanel : struct, IFloatPanel<TPanel>
     {
         int r = ranks[adapter];
-        int stride = PaddedColumns;
+        nint stride = PaddedColumns;
         fixed (float* aBase = a[adapter], bBase = b[adapter])
         {
             float* pa = aBase + column;
@@ -115,10 +122,10 @@ internal sealed unsafe class UpdateTiles
             for (nint k = 0; k < r; k++, pa += stride)
             {
                 var ak = TPanel.Load(pa);
-                c0 = ak.MultiplyAdd(pb0[k], c0);
-                c1 = ak.MultiplyAdd(pb1[k], c1);
-                c2 = ak.MultiplyAdd(pb2[k], c2);
-                c3 = ak.MultiplyAdd(pb3[k], c3);
+                c0 = ak.MultiplyAdd(pb0 + k, c0);
+                c1 = ak.MultiplyAdd(pb1 + k, c1);
+                c2 = ak.MultiplyAdd(pb2 + k, c2);
+                c3 = ak.MultiplyAdd(pb3 + k, c3);
             }
             float s = scalings[adapter];
             c0.Times(s).Store(tile);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using LoraLego.Core.Compute;
 using LoraLego.Core.Merging;
 using static TorchSharp.torch;
 
@@ -54,8 +55,16 @@ public static class RandomizedSvd
     /// <see cref="JacobiSvd"/>; a left one whose value is 0 is 0.
     /// </summary>
     /// <remarks><paramref name="start"/> as for <see cref="Of"/>, which also takes the matrices this route does not.</remarks>
-    public static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads,
-        (double[] Basis, int Count)? start = null)
+    public static SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads,
+        (double[] Basis, int Count)? start = null) =>
+        OfRowBlocks(matrix, rank, oversampling, powerIterations, generator, threads, start, kept: null);
+
+    /// <summary>
+    /// <see cref="OfRowBlocks(Tensor, int, int, int, Generator?, int, ValueTuple{double[], int}?)"/> with its scratch
+    /// arrays in <paramref name="kept"/> where given (a worker merging module after module).
+    /// </summary>
+    internal static unsafe SingularFactors OfRowBlocks(Tensor matrix, int rank, int oversampling, int powerIterations, Generator? generator, int threads,
+        (double[] Basis, int Count)? start, KeptArrays? kept)
     {
         if (!TakesRowBlocks(matrix, rank, oversampling))
             return Of(matrix, rank, oversampling, powerIterations, generator, start);
@@ -65,21 +74,22 @@ public static class RandomizedSvd
         var contiguous = matrix.contiguous();
         var x = Started(Sketch(contiguous, cols, width, generator), start).contiguous();
         var zTransposed = empty(width, cols, ScalarType.Float32);
+        double[] Scratch(string use, int count) => kept?.Get<double>(use, count) ?? new double[count];
         // Reused by every pass: a few MB each, which as fresh large-object arrays per pass would pile up between
         // collections.
-        double[] columns = new double[cols * width], basis = new double[cols * width];
+        double[] columns = Scratch("svd.columns", cols * width), basis = Scratch("svd.basis", cols * width);
         fixed (byte* a = contiguous.bytes)
         {
             for (int i = 0; i <= powerIterations; i++)
             {
                 fixed (byte* px = x.bytes, pz = zTransposed.bytes)
                     RowBlockProducts.Gram((float*)a, rows, cols, (float*)px, width, (float*)pz, parallel);
-                Orthonormalise(zTransposed, x, columns, basis, width);
+                Orthonormalise(zTransposed, x, columns, basis, cols, width);
             }
             var y = empty(rows, width, ScalarType.Float32);
             fixed (byte* px = x.bytes, py = y.bytes)
                 RowBlockProducts.Times((float*)a, rows, cols, (float*)px, width, (float*)py, parallel);
-            return FactorsOf(y, basis, rows, cols, width);
+            return FactorsOf(y, basis, rows, cols, width, Scratch);
         }
     }
 
@@ -117,18 +127,18 @@ public static class RandomizedSvd
             return sketch;
         long cols = sketch.shape[0];
         int columns = (int)Math.Min(count, sketch.shape[1]);
-        using var directions = tensor(given.AsSpan(0, checked((int)(columns * cols))).ToArray(), [columns, cols]);
+        using var directions = empty(columns, cols, ScalarType.Float64);
+        given.AsSpan(0, checked((int)(columns * cols))).CopyTo(MemoryMarshal.Cast<byte, double>(directions.bytes));
         sketch.narrow(1, 0, columns).copy_(directions.t());
         return sketch;
     }
 
     // Z's QR basis (Z the columns of zTransposed's rows), rounded to float32 into x (cols x width, row-major) for the
     // next pass and into basis (column-major float64); columns is the factorisation's scratch.
-    private static void Orthonormalise(Tensor zTransposed, Tensor x, double[] columns, double[] basis, int width)
+    private static void Orthonormalise(Tensor zTransposed, Tensor x, double[] columns, double[] basis, int cols, int width)
     {
-        int cols = columns.Length / width;
         var z = MemoryMarshal.Cast<byte, float>(zTransposed.bytes);
-        for (int i = 0; i < columns.Length; i++)
+        for (int i = 0; i < z.Length; i++)
             columns[i] = z[i];
         new HouseholderQr(columns, cols, width).Basis(basis);
         var rowMajor = MemoryMarshal.Cast<byte, float>(x.bytes);
@@ -141,26 +151,28 @@ public static class RandomizedSvd
             }
     }
 
-    // A ≈ y Xᵀ with y = A X = Q R and R = U S Vᵀ: A ≈ (Q U) S (X V)ᵀ.
-    private static SingularFactors FactorsOf(Tensor y, double[] basis, int rows, int cols, int width)
+    // A ≈ y Xᵀ with y = A X = Q R and R = U S Vᵀ: A ≈ (Q U) S (X V)ᵀ, the factors written straight into their tensors.
+    private static SingularFactors FactorsOf(Tensor y, double[] basis, int rows, int cols, int width, Func<string, int, double[]> scratch)
     {
         var products = MemoryMarshal.Cast<byte, float>(y.bytes);
-        var columns = new double[rows * width];
+        var columns = scratch("svd.y", rows * width);
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < width; j++)
                 columns[j * rows + i] = products[i * width + j];
         var qr = new HouseholderQr(columns, rows, width);
         var small = new JacobiSvd(qr.R(), width);
-        var leftColumns = qr.Times(small.U, width, new double[rows * width]);
-        var left = new double[rows * width];
+        var leftColumns = qr.Times(small.U, width, scratch("svd.left", rows * width));
+        var left = empty(rows, width, ScalarType.Float64);
+        var leftRows = MemoryMarshal.Cast<byte, double>(left.bytes);
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < width; j++)
-                left[i * width + j] = leftColumns[j * rows + i];
-        var right = new double[width * cols];
+                leftRows[i * width + j] = leftColumns[j * rows + i];
+        var right = zeros(width, cols, ScalarType.Float64);
+        var rightRows = MemoryMarshal.Cast<byte, double>(right.bytes);
         for (int r = 0; r < width; r++)
             for (int j = 0; j < width; j++)
-                OrderedDoubles.AddScaled(small.V[r * width + j], basis.AsSpan(j * cols, cols), right.AsSpan(r * cols, cols));
-        return new SingularFactors(tensor(left, [rows, width]), tensor(small.Values), tensor(right, [width, cols]));
+                OrderedDoubles.AddScaled(small.V[r * width + j], basis.AsSpan(j * cols, cols), rightRows.Slice(r * cols, cols));
+        return new SingularFactors(left, tensor(small.Values), right);
     }
 
     // TorchSharp's generators are CPU generators: the sketch is drawn there and moved, which also gives a seed the same

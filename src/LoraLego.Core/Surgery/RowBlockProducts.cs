@@ -129,10 +129,10 @@ internal static unsafe class RowBlockProducts
                 for (int c = 0; c < cols; c++, px += width)
                 {
                     var xc = TPanel.Load(px);
-                    y0 = xc.MultiplyAdd(a0[c], y0);
-                    y1 = xc.MultiplyAdd(a1[c], y1);
-                    y2 = xc.MultiplyAdd(a2[c], y2);
-                    y3 = xc.MultiplyAdd(a3[c], y3);
+                    y0 = xc.MultiplyAdd(a0 + c, y0);
+                    y1 = xc.MultiplyAdd(a1 + c, y1);
+                    y2 = xc.MultiplyAdd(a2 + c, y2);
+                    y3 = xc.MultiplyAdd(a3 + c, y3);
                 }
                 float* py = y + (long)row * width + panel;
                 y0.Store(py);
@@ -163,10 +163,10 @@ internal static unsafe class RowBlockProducts
                 for (int r = 0; r < blockRows; r++, pa += cols, py += width)
                 {
                     var ar = TPanel.Load(pa);
-                    s0 = ar.MultiplyAdd(py[0], s0);
-                    s1 = ar.MultiplyAdd(py[1], s1);
-                    s2 = ar.MultiplyAdd(py[2], s2);
-                    s3 = ar.MultiplyAdd(py[3], s3);
+                    s0 = ar.MultiplyAdd(py + 0, s0);
+                    s1 = ar.MultiplyAdd(py + 1, s1);
+                    s2 = ar.MultiplyAdd(py + 2, s2);
+                    s3 = ar.MultiplyAdd(py + 3, s3);
                 }
                 s0.Store(z0);
                 s1.Store(z1);
