@@ -114,7 +114,9 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
             int low = (int)Math.Clamp((long)((fraction - margin) * m), 1, m);
             int high = (int)Math.Clamp((long)((fraction + margin) * m) + 1, 1, m);
             int middle = (int)Math.Clamp((long)(fraction * m) + 1, low, high);
-            return new SampledCut(keep, KthSmallest(magnitudes, low), KthSmallest(magnitudes, high), KthSmallest(magnitudes, middle), deviations);
+            Span<float> kth = stackalloc float[3];
+            OrderStatistics(magnitudes, [low, high, middle], kth);
+            return new SampledCut(keep, kth[0], kth[1], kth[2], deviations);
         }
 
         /// <summary>Keeps the entries above <see cref="Estimate"/>: the exact cut's decision for every entry outside the bracket.</summary>
@@ -158,33 +160,31 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
         long rank = keep - bracketed.Above;
         if (rank < 1 || rank > m)
             return null;
-        var scratch = ArrayPool<float>.Shared.Rent(m);
-        magnitudes.CopyTo(scratch);
-        float kth = KthSmallest(scratch.AsSpan(0, m), (int)(m - rank + 1));
-        ArrayPool<float>.Shared.Return(scratch);
+        Span<float> kth = stackalloc float[1];
+        OrderStatistics(magnitudes, [(int)(m - rank + 1)], kth);
         long ties = rank;
         var tied = new List<long>();
         for (int i = 0; i < m; i++)
         {
-            if (magnitudes[i] > kth)
+            if (magnitudes[i] > kth[0])
                 ties--;
-            else if (magnitudes[i] == kth)
+            else if (magnitudes[i] == kth[0])
                 tied.Add(bracketed.Indices.Span[i]);
         }
         // Almost always the k-th is one entry and every tie is kept.
         if (ties == tied.Count)
-            return new MagnitudeCut(kth, long.MaxValue);
+            return new MagnitudeCut(kth[0], long.MaxValue);
         tied.Sort();
-        return new MagnitudeCut(kth, tied[(int)ties - 1]);
+        return new MagnitudeCut(kth[0], tied[(int)ties - 1]);
     }
 
     private const int Buckets = 1 << 16;
 
-    // The k-th smallest (1-based) of non-negative values (magnitudes), which it reorders. A non-negative float's bits
-    // order as its value does, so one pass counts the values into buckets of equal bit ranges, and only the bucket
-    // holding the k-th is selected from: Hoare's selection over all the values branches on every comparison and took
-    // several times as long.
-    private static float KthSmallest(Span<float> values, int k)
+    // The ks[i]-th smallest (1-based) of non-negative values (magnitudes) into kth[i]. A non-negative float's bits order
+    // as its value does, so one pass counts the values into buckets of equal bit ranges, and only the bucket holding a
+    // k-th is copied out and selected from: Hoare's selection over all the values branches on every comparison and took
+    // several times as long, and a sample's three order statistics share the counting.
+    private static void OrderStatistics(ReadOnlySpan<float> values, ReadOnlySpan<int> ks, Span<float> kth)
     {
         var bits = MemoryMarshal.Cast<float, uint>(values);
         uint min = uint.MaxValue, max = 0;
@@ -202,17 +202,19 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
             Array.Clear(counts, 0, Buckets);
             foreach (uint b in bits)
                 counts[(b - min) >> shift]++;
-            int bucket = 0, below = 0;
-            while (below + counts[bucket] < k)
-                below += counts[bucket++];
-            int inside = 0;
-            for (int i = 0; i < bits.Length; i++)
-                if ((bits[i] - min) >> shift == bucket)
-                {
-                    (values[inside], values[i]) = (values[i], values[inside]);
-                    inside++;
-                }
-            return Hoare(values[..inside], k - below);
+            for (int q = 0; q < ks.Length; q++)
+            {
+                int bucket = 0, below = 0;
+                while (below + counts[bucket] < ks[q])
+                    below += counts[bucket++];
+                var inside = ArrayPool<float>.Shared.Rent(counts[bucket]);
+                int n = 0;
+                for (int i = 0; i < bits.Length; i++)
+                    if ((bits[i] - min) >> shift == bucket)
+                        inside[n++] = values[i];
+                kth[q] = Hoare(inside.AsSpan(0, n), ks[q] - below);
+                ArrayPool<float>.Shared.Return(inside);
+            }
         }
         finally
         {
