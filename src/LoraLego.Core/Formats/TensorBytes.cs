@@ -45,14 +45,23 @@ public static class TensorBytes
     }
 
     /// <summary>
+    /// The tensor's values, contiguous in CPU memory (a view of the tensor itself where they already are), for reading
+    /// its <c>bytes</c> in place; the caller disposes it.
+    /// </summary>
+    public static Tensor ContiguousOnCpu(Tensor tensor)
+    {
+        using var cpu = tensor.device_type == TorchSharp.DeviceType.CPU ? tensor.alias() : tensor.cpu();
+        return cpu.contiguous();
+    }
+
+    /// <summary>
     /// The values of a tensor of element type <typeparamref name="T"/> as a managed array, copied as one
     /// block: TorchSharp's data&lt;T&gt;().ToArray() goes element by element, which made splitting a 7B
     /// adapter into units take a minute.
     /// </summary>
     public static T[] ToArray<T>(Tensor tensor) where T : unmanaged
     {
-        using var cpu = tensor.device_type == TorchSharp.DeviceType.CPU ? tensor.alias() : tensor.cpu();
-        using var contiguous = cpu.contiguous();
+        using var contiguous = ContiguousOnCpu(tensor);
         var result = new T[contiguous.numel()];
         if (result.Length > 0)
             System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(contiguous.bytes).CopyTo(result);
@@ -62,8 +71,7 @@ public static class TensorBytes
     /// <summary>Writes a tensor's bytes (made contiguous on the CPU) to a stream.</summary>
     public static void WriteTo(Tensor tensor, Stream stream)
     {
-        using var cpu = tensor.device_type == TorchSharp.DeviceType.CPU ? tensor.alias() : tensor.cpu();
-        using var contiguous = cpu.contiguous();
+        using var contiguous = ContiguousOnCpu(tensor);
         long byteLength = contiguous.numel() * contiguous.element_size();
         if (byteLength <= MaxSpan || contiguous.dim() == 0)
         {

@@ -43,9 +43,10 @@ internal static class UntrimmedStart
         foreach (var member in members)
         {
             int r = (int)member.Rank;
-            // Read in place from the factors' own memory (float32): managed copies were a few MB of garbage a module.
-            using var contiguousA = member.A.contiguous();
-            using var contiguousB = member.B.contiguous();
+            // Read in place from the factors' own memory (float32; copied to the CPU first where they are on CUDA):
+            // managed copies were a few MB of garbage a module.
+            using var contiguousA = TensorBytes.ContiguousOnCpu(member.A);
+            using var contiguousB = TensorBytes.ContiguousOnCpu(member.B);
             var a = MemoryMarshal.Cast<byte, float>(contiguousA.bytes);
             var b = MemoryMarshal.Cast<byte, float>(contiguousB.bytes);
             double scale = member.Weight * member.Scaling;
