@@ -30,3 +30,14 @@ internal sealed class KeptArrays
         }
     }
 }
+
+/// <summary>The fallback of code that runs with or without a worker's <see cref="KeptArrays"/>.</summary>
+internal static class KeptArraysExtensions
+{
+    /// <summary>
+    /// <paramref name="kept"/>'s array for <paramref name="use"/> where there is one, else a fresh pinned array of
+    /// <paramref name="count"/> (a single merge or a test): either way pinned, contents undefined.
+    /// </summary>
+    public static T[] GetOrNew<T>(this KeptArrays? kept, string use, int count, int index = 0) where T : unmanaged =>
+        kept?.Get<T>(use, count, index) ?? GC.AllocateUninitializedArray<T>(count, pinned: true);
+}

@@ -217,8 +217,8 @@ internal static unsafe class FusedCombination
     private static MagnitudeCut.BracketCount Gather(List<Inside> found, KeptArrays? kept = null, int adapter = 0)
     {
         int count = found.Sum(f => f.Count);
-        var magnitudes = kept?.Get<float>("bracket.magnitudes", count, adapter) ?? new float[count];
-        var indices = kept?.Get<long>("bracket.indices", count, adapter) ?? new long[count];
+        var magnitudes = kept.GetOrNew<float>("bracket.magnitudes", count, adapter);
+        var indices = kept.GetOrNew<long>("bracket.indices", count, adapter);
         int at = 0;
         foreach (var f in found)
         {

@@ -160,22 +160,23 @@ internal sealed record MagnitudeCut(float Threshold, long LastTie)
         long rank = keep - bracketed.Above;
         if (rank < 1 || rank > m)
             return null;
-        Span<float> kth = stackalloc float[1];
-        OrderStatistics(magnitudes, [(int)(m - rank + 1)], kth);
+        Span<float> selected = stackalloc float[1];
+        OrderStatistics(magnitudes, [(int)(m - rank + 1)], selected);
+        float kth = selected[0];
         long ties = rank;
         var tied = new List<long>();
         for (int i = 0; i < m; i++)
         {
-            if (magnitudes[i] > kth[0])
+            if (magnitudes[i] > kth)
                 ties--;
-            else if (magnitudes[i] == kth[0])
+            else if (magnitudes[i] == kth)
                 tied.Add(bracketed.Indices.Span[i]);
         }
         // Almost always the k-th is one entry and every tie is kept.
         if (ties == tied.Count)
-            return new MagnitudeCut(kth[0], long.MaxValue);
+            return new MagnitudeCut(kth, long.MaxValue);
         tied.Sort();
-        return new MagnitudeCut(kth[0], tied[(int)ties - 1]);
+        return new MagnitudeCut(kth, tied[(int)ties - 1]);
     }
 
     private const int Buckets = 1 << 16;

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LoraLego.Core.Compute;
+using LoraLego.Core.Formats;
 
 namespace LoraLego.Core.Merging;
 
@@ -31,8 +32,8 @@ internal sealed unsafe class UpdateTiles
     public const int TileFloats = TileRows * TileColumns;
 
     // Per adapter: A (rank x PaddedColumns), B (PaddedRows x rank), A transposed (Columns x rank, for single entries),
-    // in pinned arrays (held here, so they live as long as the tiles), read through their addresses: a `fixed` per tile
-    // cost as much as a quarter of the tile's multiply-adds at rank 16.
+    // in pinned arrays (held here, so they live as long as the tiles), read through addresses taken once so that the
+    // kernel inlined into the passes needs no `fixed` per tile.
     private readonly float[][] a, b, aT;
     private readonly nint[] aAt, bAt, aTAt;
     private readonly int[] ranks;
@@ -51,25 +52,23 @@ internal sealed unsafe class UpdateTiles
         a = new float[Count][];
         b = new float[Count][];
         aT = new float[Count][];
-        float[] Array(string use, int count, int adapter) =>
-            kept?.Get<float>(use, count, adapter) ?? GC.AllocateUninitializedArray<float>(count, pinned: true);
         for (int i = 0; i < Count; i++)
         {
             int r = ranks[i];
             // Read in place from the factors' own memory: a managed copy of each was a megabyte of garbage per adapter and module.
-            using var contiguousA = members[i].A.contiguous();
-            using var contiguousB = members[i].B.contiguous();
+            using var contiguousA = TensorBytes.ContiguousOnCpu(members[i].A);
+            using var contiguousB = TensorBytes.ContiguousOnCpu(members[i].B);
             var factorA = MemoryMarshal.Cast<byte, float>(contiguousA.bytes);
-            a[i] = Array("tiles.a", r * PaddedColumns, i);
+            a[i] = kept.GetOrNew<float>("tiles.a", r * PaddedColumns, i);
             for (int k = 0; k < r; k++)
             {
                 factorA.Slice(k * Columns, Columns).CopyTo(a[i].AsSpan(k * PaddedColumns));
                 a[i].AsSpan(k * PaddedColumns + Columns, PaddedColumns - Columns).Clear();
             }
-            b[i] = Array("tiles.b", PaddedRows * r, i);
+            b[i] = kept.GetOrNew<float>("tiles.b", PaddedRows * r, i);
             MemoryMarshal.Cast<byte, float>(contiguousB.bytes).CopyTo(b[i]);
             b[i].AsSpan(Rows * r, (PaddedRows - Rows) * r).Clear();
-            aT[i] = Array("tiles.aT", Columns * r, i);
+            aT[i] = kept.GetOrNew<float>("tiles.aT", Columns * r, i);
             for (int k = 0; k < r; k++)
                 for (int j = 0; j < Columns; j++)
                     aT[i][j * r + k] = factorA[k * Columns + j];
@@ -117,7 +116,7 @@ internal sealed unsafe class UpdateTiles
     }
 
     // A panel per tile row: with one A panel load and 4 broadcasts per 4 panel multiply-adds, the FMA units stay busy.
-    // Inlined into the passes (a call per tile was a tenth of its cost).
+    // Inlined into the passes, which call it for every adapter's tile.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Tile<TPanel>(int adapter, int row, int column, float* tile) where TPanel : struct, IFloatPanel<TPanel>
     {

@@ -74,10 +74,9 @@ public static class RandomizedSvd
         var contiguous = matrix.contiguous();
         var x = Started(Sketch(contiguous, cols, width, generator), start).contiguous();
         var zTransposed = empty(width, cols, ScalarType.Float32);
-        double[] Scratch(string use, int count) => kept?.Get<double>(use, count) ?? new double[count];
         // Reused by every pass: a few MB each, which as fresh large-object arrays per pass would pile up between
         // collections.
-        double[] columns = Scratch("svd.columns", cols * width), basis = Scratch("svd.basis", cols * width);
+        double[] columns = kept.GetOrNew<double>("svd.columns", cols * width), basis = kept.GetOrNew<double>("svd.basis", cols * width);
         fixed (byte* a = contiguous.bytes)
         {
             for (int i = 0; i <= powerIterations; i++)
@@ -89,12 +88,12 @@ public static class RandomizedSvd
             var y = empty(rows, width, ScalarType.Float32);
             fixed (byte* px = x.bytes, py = y.bytes)
                 RowBlockProducts.Times((float*)a, rows, cols, (float*)px, width, (float*)py, parallel);
-            return FactorsOf(y, basis, rows, cols, width, Scratch);
+            return FactorsOf(y, basis, rows, cols, width, kept);
         }
     }
 
     /// <summary>
-    /// The columns of the sketch <see cref="OfRowBlocks"/> draws for <paramref name="matrix"/> (on either of its routes),
+    /// The columns of the sketch <see cref="OfRowBlocks(Tensor, int, int, int, Generator?, int, ValueTuple{double[], int}?)"/> draws for <paramref name="matrix"/> (on either of its routes),
     /// 0 where it takes the dense SVD instead.
     /// </summary>
     internal static int SketchColumns(Tensor matrix, int rank, int oversampling)
@@ -114,7 +113,7 @@ public static class RandomizedSvd
         && matrix.device_type == TorchSharp.DeviceType.CPU;
 
     /// <summary>
-    /// Whether a float32 CPU matrix of this shape is cut by <see cref="OfRowBlocks"/>'s own passes (whose bytes do not
+    /// Whether a float32 CPU matrix of this shape is cut by <see cref="OfRowBlocks(Tensor, int, int, int, Generator?, int, ValueTuple{double[], int}?)"/>'s own passes (whose bytes do not
     /// depend on the thread count) rather than by libtorch's products (small matrices, and cores without AVX2).
     /// </summary>
     internal static bool TakesRowBlocks(long rows, long cols, int rank, int oversampling) =>
@@ -152,16 +151,16 @@ public static class RandomizedSvd
     }
 
     // A ≈ y Xᵀ with y = A X = Q R and R = U S Vᵀ: A ≈ (Q U) S (X V)ᵀ, the factors written straight into their tensors.
-    private static SingularFactors FactorsOf(Tensor y, double[] basis, int rows, int cols, int width, Func<string, int, double[]> scratch)
+    private static SingularFactors FactorsOf(Tensor y, double[] basis, int rows, int cols, int width, KeptArrays? kept)
     {
         var products = MemoryMarshal.Cast<byte, float>(y.bytes);
-        var columns = scratch("svd.y", rows * width);
+        var columns = kept.GetOrNew<double>("svd.y", rows * width);
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < width; j++)
                 columns[j * rows + i] = products[i * width + j];
         var qr = new HouseholderQr(columns, rows, width);
         var small = new JacobiSvd(qr.R(), width);
-        var leftColumns = qr.Times(small.U, width, scratch("svd.left", rows * width));
+        var leftColumns = qr.Times(small.U, width, kept.GetOrNew<double>("svd.left", rows * width));
         var left = empty(rows, width, ScalarType.Float64);
         var leftRows = MemoryMarshal.Cast<byte, double>(left.bytes);
         for (int i = 0; i < rows; i++)
