@@ -59,7 +59,7 @@ internal static class MergeQuality
     /// Merges named on the command line: <c>base</c>, <c>lego</c> (today's default), or
     /// <c>method:key=value,...</c> with method a <see cref="MergeMethod"/> or lego and keys
     /// w (every adapter's weight; default 1/N for PEFT methods, 1 for lego, whose mean target divides by N),
-    /// k, rank, density, pr, or (on/off), target (mean/sum), norm (l2/linf).
+    /// k, rank, density, pr, or (on/off), target (mean/sum), norm (l2/linf), space (normalized/raw).
     /// </summary>
     public static Candidate Parse(string spec)
     {
@@ -81,6 +81,7 @@ internal static class MergeQuality
                 {
                     K = Get("k") is { } k ? int.Parse(k) : null,
                     Norm = Get("norm") == "l2" ? UnitNorm.L2 : UnitNorm.LInfinity,
+                    Space = Get("space") == "raw" ? ClusteringSpace.Raw : defaults.Clustering.Space,
                 },
                 ParameterReweight = Switch("pr", defaults.ParameterReweight),
                 OutputReweight = Switch("or", defaults.OutputReweight),

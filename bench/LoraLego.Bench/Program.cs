@@ -99,7 +99,7 @@ switch (args.FirstOrDefault())
                    loralego-bench forward [--device Cpu|Cuda] [--data DIR]   (tiny fixture model and a synthetic Llama-1B)
                    loralego-bench mole [--device Cpu|Cuda] [--data DIR]      (MoLE gate training speed)
                    loralego-bench merge-quality SETDIR [--rows=N] MERGE ...  (answer-only scores of merges of a skill set;
-                                                                            MERGE: base | lego | cat:w=0.25 | lego:k=16,pr=off,or=on,target=mean,norm=l2,w=1)
+                                                                            MERGE: base | lego | cat:w=0.25 | lego:k=16,pr=off,or=on,target=mean,norm=l2,space=raw,w=1)
                    loralego-bench sd-merge [--adapters 3] [--rank 32] [--methods Lego,Svd,DenseSvd] [--data DIR]
                                                                             (SDXL-shaped kohya LoRAs merged on the CPU; DenseSvd is kohya's svd_merge_lora)
                    loralego-bench sd-fixtures [DIR]                          (writes the kohya and diffusers fixtures of tests/fixtures/sd)

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LoraLego.Core.Clustering;
 
 /// <summary>
-/// The float64 rows buffer that the clusterings of one worker share, module after module: it grows
+/// The float32 rows buffer that the clusterings of one worker share, module after module: it grows
 /// to the widest module's rows once, so later modules write into pages already faulted in. A merge
 /// that clusters several modules at once gives each worker its own.
 /// </summary>
@@ -12,20 +12,20 @@ namespace LoraLego.Core.Clustering;
 /// module is clustered at a time, 1 where each of several workers clusters its own.</param>
 internal sealed class ClusterWorkspace(int? gramThreads = null)
 {
-    private double[] _rows = [];
+    private float[] _rows = [];
 
     public int GramThreads { get; } = gramThreads ?? get_num_threads();
 
     /// <summary>The rows of <paramref name="pool"/> (<see cref="MsuPool.WidenRows"/>), read now; the buffer stays the pool's until the next call.</summary>
-    public double[] Rows(MsuPool pool)
+    public float[] Rows(MsuPool pool)
     {
         int length = RowsLength(pool.Count, pool.OutFeatures, pool.InFeatures);
         if (_rows.Length < length)
-            _rows = GC.AllocateUninitializedArray<double>(length);
+            _rows = GC.AllocateUninitializedArray<float>(length);
         pool.WidenRows(_rows.AsSpan(0, length));
         return _rows;
     }
 
-    /// <summary>The float64 values of a pool of <paramref name="units"/> units of one module's shape.</summary>
+    /// <summary>The float32 values of a pool of <paramref name="units"/> units of one module's shape.</summary>
     public static int RowsLength(int units, int outFeatures, int inFeatures) => units * (outFeatures + inFeatures);
 }

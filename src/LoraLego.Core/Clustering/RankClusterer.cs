@@ -42,7 +42,7 @@ public static class RankClusterer
                 : null;
             return Build(pool, options, requestedK, units, members, memberNorms, Enumerable.Range(0, n).ToArray(), 0, 0, [0], message);
         }
-        var gram = SpaceGram(members, pool.OutFeatures, options.Space);
+        var gram = SpaceGram(members, options.Space);
         var result = KMeans.FitGram(gram, n, pool.OutFeatures + pool.InFeatures, requestedK, options.KMeans);
         var (assignments, emptied) = DropEmpty(result.Assignments, requestedK);
         string? dropped = emptied > 0
@@ -66,16 +66,17 @@ public static class RankClusterer
     }
 
     // Every unit as its folded vector [sign(s) sqrt|s| b; sqrt|s| a] (Msu.Folded), turned to its
-    // canonical sign (SignCanonicalizer) and sorted by value, as float64 rows: sorting makes the
-    // result independent of the order of ranks and of inputs (k-means++ draws indices, so the same
-    // points in another order would be seeded differently). The whole module is widened to float64
-    // once (exact for every stored dtype); the permutation and the folding (one exact
-    // multiplication by one factor per row and part) are one pass in place.
+    // canonical sign (SignCanonicalizer) and sorted by value: sorting makes the result independent of
+    // the order of ranks and of inputs (k-means++ draws indices, so the same points in another order
+    // would be seeded differently). The module is read once as float32 rows (exact for every stored
+    // dtype but F64) and put in order in place; the folding (one float64 multiplication by one factor
+    // per row and part) is applied wherever a folded value is read (MemberRows).
     private static (List<Msu> Units, MemberRows Members, double[] MemberNorms) Canonical(MsuPool pool, Device device, UnitNorm norm, ClusterWorkspace workspace)
     {
         int n = pool.Count, outFeatures = pool.OutFeatures, width = outFeatures + pool.InFeatures;
-        var members = new MemberRows(workspace.Rows(pool), n, width, workspace.GramThreads);
-        var (flip, at, entries) = SignCanonicalizer.LargestEntries(members.Values, width, pool.Units, outFeatures);
+        var rows = workspace.Rows(pool);
+        var values = rows.AsSpan(0, n * width);
+        var (flip, at, entries) = SignCanonicalizer.LargestEntries<float>(values, width, pool.Units, outFeatures);
         var aFactors = new double[n];
         var bFactors = new double[n];
         for (int i = 0; i < n; i++)
@@ -84,8 +85,10 @@ public static class RankClusterer
             aFactors[i] = sign * pool.Units[i].AFactor;
             bFactors[i] = sign * pool.Units[i].BFactor;
         }
-        int[] order = ValueOrder(members.Values, n, width, bFactors, aFactors, outFeatures);
-        PermuteAndFold(members.Values, width, outFeatures, order, bFactors, aFactors);
+        int[] order = ValueOrder(values, n, width, bFactors, aFactors, outFeatures);
+        Permute(values, width, order);
+        var members = new MemberRows(rows, n, width, outFeatures, order.Select(i => bFactors[i]).ToArray(),
+            order.Select(i => aFactors[i]).ToArray(), workspace.GramThreads);
         if (device.type != DeviceType.CPU)
             members.MoveTo(device);
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
@@ -97,18 +100,12 @@ public static class RankClusterer
         return (units, members, memberNorms);
     }
 
-    // Row r becomes row order[r], folded (B part times its bFactor, A part times its aFactor), in
-    // place: each cycle of the permutation moves through one spare row.
+    // Row r becomes row order[r], in place: each cycle of the permutation moves through one spare row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PermuteAndFold(Span<double> rows, int width, int outFeatures, int[] order, double[] bFactors, double[] aFactors)
+    private static void Permute(Span<float> rows, int width, int[] order)
     {
         var placed = new bool[order.Length];
-        var spare = new double[width];
-        void Fold(ReadOnlySpan<double> source, int i, Span<double> destination)
-        {
-            Scale(source[..outFeatures], bFactors[i], destination[..outFeatures]);
-            Scale(source[outFeatures..], aFactors[i], destination[outFeatures..]);
-        }
+        var spare = new float[width];
         for (int start = 0; start < order.Length; start++)
         {
             if (placed[start])
@@ -117,23 +114,12 @@ public static class RankClusterer
             int r = start;
             for (; order[r] != start; r = order[r])
             {
-                Fold(rows.Slice(order[r] * width, width), order[r], rows.Slice(r * width, width));
+                rows.Slice(order[r] * width, width).CopyTo(rows.Slice(r * width, width));
                 placed[r] = true;
             }
-            Fold(spare, start, rows.Slice(r * width, width));
+            spare.CopyTo(rows.Slice(r * width, width));
             placed[r] = true;
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Scale(ReadOnlySpan<double> source, double factor, Span<double> destination)
-    {
-        int c = 0;
-        var f = Vector256.Create(factor);
-        for (; c + 4 <= source.Length; c += 4)
-            (Vector256.Create(source.Slice(c, 4)) * f).CopyTo(destination.Slice(c, 4));
-        for (; c < source.Length; c++)
-            destination[c] = source[c] * factor;
     }
 
     // The lexicographic order of the folded rows (stable: equal rows keep their order), each value
@@ -141,7 +127,7 @@ public static class RankClusterer
     // first entries, so the products are formed only as far as a comparison reads. A binary
     // insertion sort, inserting after equal rows, keeps it stable.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int[] ValueOrder(ReadOnlySpan<double> values, int n, int width, double[] bFactors, double[] aFactors, int outFeatures)
+    private static int[] ValueOrder(ReadOnlySpan<float> values, int n, int width, double[] bFactors, double[] aFactors, int outFeatures)
     {
         var order = new int[n];
         for (int count = 0; count < n; count++)
@@ -162,28 +148,31 @@ public static class RankClusterer
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int Compare(ReadOnlySpan<double> values, int width, double[] bFactors, double[] aFactors, int outFeatures, int x, int y)
+    private static int Compare(ReadOnlySpan<float> values, int width, double[] bFactors, double[] aFactors, int outFeatures, int x, int y)
     {
         for (int c = 0; c < width; c++)
         {
             double fx = c < outFeatures ? bFactors[x] : aFactors[x], fy = c < outFeatures ? bFactors[y] : aFactors[y];
-            int order = (values[x * width + c] * fx).CompareTo(values[y * width + c] * fy);
+            int order = ((double)values[x * width + c] * fx).CompareTo((double)values[y * width + c] * fy);
             if (order != 0)
                 return order;
         }
         return 0;
     }
 
-    // The Gram matrix of the points in the clustering space. The normalised space's is assembled
-    // from the Gram matrices of the b and a parts, so the normalised vectors are never formed:
+    // The Gram matrix of the points in the clustering space, assembled from the Gram matrices of the
+    // b and a parts. The normalised space's never forms the normalised vectors:
     // [b_i/|b_i|; a_i/|a_i|] . [b_j/|b_j|; a_j/|a_j|] = b_i.b_j / (|b_i| |b_j|) + a_i.a_j / (|a_i| |a_j|).
-    private static double[] SpaceGram(MemberRows members, int outFeatures, ClusteringSpace space)
+    private static double[] SpaceGram(MemberRows members, ClusteringSpace space)
     {
-        if (space == ClusteringSpace.Raw)
-            return members.Gram();
         int n = members.Count;
-        var gram = Normalised(members.Gram(0, outFeatures), n);
-        var aGram = Normalised(members.Gram(outFeatures), n);
+        var gram = members.PartGram(bPart: true);
+        var aGram = members.PartGram(bPart: false);
+        if (space == ClusteringSpace.Normalized)
+        {
+            Normalise(gram, n);
+            Normalise(aGram, n);
+        }
         for (int i = 0; i < gram.Length; i++)
             gram[i] += aGram[i];
         return gram;
@@ -191,7 +180,7 @@ public static class RankClusterer
 
     // G_ij / (|x_i| |x_j|): the Gram matrix of the rows scaled to unit length; a zero row stays zero.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static double[] Normalised(double[] gram, int n)
+    private static void Normalise(double[] gram, int n)
     {
         var inverseNorms = new double[n];
         for (int i = 0; i < n; i++)
@@ -202,7 +191,6 @@ public static class RankClusterer
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++)
                 gram[i * n + j] *= inverseNorms[i] * inverseNorms[j];
-        return gram;
     }
     /// <summary>The <paramref name="norm"/> of a vector.</summary>
     public static double NormOf(ReadOnlySpan<double> vector, UnitNorm norm)
@@ -239,9 +227,10 @@ public static class RankClusterer
     }
 
     // The members' means rounded to float32, as each centroid's A and B parts. On the CPU each mean
-    // is summed member by member in their order, one fused multiply-add by 1/m_j each, the additions
-    // the dense product (mean weights) x members makes where its weights are not zero, without its
-    // k x n zeros, into a pooled buffer (a fresh one per module is a large-object allocation).
+    // is summed member by member in their order, one fused multiply-add by 1/m_j of each folded value
+    // (as MemberRows.Fold forms it), the additions the dense product (mean weights) x members makes
+    // where its weights are not zero, without its k x n zeros; one cluster at a time, so that its sum
+    // stays in the core's cache.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (float[][] A, float[][] B) Centroids(MemberRows members, int[] assignments, int k, int outFeatures)
     {
@@ -254,32 +243,30 @@ public static class RankClusterer
                 Enumerable.Range(0, k).Select(j => flat.AsSpan(j * width + offset, length).ToArray()).ToArray();
             return (Part(outFeatures, width - outFeatures), Part(0, outFeatures));
         }
-        var rows = members.Values;
         var sizes = new int[k];
         foreach (int a in assignments)
             sizes[a]++;
-        var pooled = ArrayPool<double>.Shared.Rent(k * width);
+        var rows = members.Values;
+        var pooled = ArrayPool<double>.Shared.Rent(width);
         try
         {
-            var sums = pooled.AsSpan(0, k * width);
-            sums.Clear();
-            for (int i = 0; i < n; i++)
-            {
-                var sum = sums.Slice(assignments[i] * width, width);
-                var row = rows.Slice(i * width, width);
-                var weight = Vector256.Create(1.0 / sizes[assignments[i]]);
-                int c = 0;
-                for (; c + 4 <= width; c += 4)
-                    SimdFma.MultiplyAdd(weight, Vector256.Create(row.Slice(c, 4)), Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
-                for (; c < width; c++)
-                    sum[c] = Math.FusedMultiplyAdd(weight[0], row[c], sum[c]);
-            }
+            var sum = pooled.AsSpan(0, width);
             var centroidA = new float[k][];
             var centroidB = new float[k][];
             for (int j = 0; j < k; j++)
             {
-                centroidB[j] = Rounded(sums.Slice(j * width, outFeatures));
-                centroidA[j] = Rounded(sums.Slice(j * width + outFeatures, width - outFeatures));
+                sum.Clear();
+                double weight = 1.0 / sizes[j];
+                for (int i = 0; i < n; i++)
+                {
+                    if (assignments[i] != j)
+                        continue;
+                    var row = rows.Slice(i * width, width);
+                    AddFolded(row[..outFeatures], members.BFactors[i], weight, sum[..outFeatures]);
+                    AddFolded(row[outFeatures..], members.AFactors[i], weight, sum[outFeatures..]);
+                }
+                centroidB[j] = Rounded(sum[..outFeatures]);
+                centroidA[j] = Rounded(sum[outFeatures..]);
             }
             return (centroidA, centroidB);
         }
@@ -287,6 +274,23 @@ public static class RankClusterer
         {
             ArrayPool<double>.Shared.Return(pooled);
         }
+    }
+
+    // sum += weight * (value * factor): the folded value rounded to float64 first, then one fused multiply-add.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddFolded(ReadOnlySpan<float> values, double factor, double weight, Span<double> sum)
+    {
+        var f = Vector256.Create(factor);
+        var w = Vector256.Create(weight);
+        int c = 0;
+        for (; c + 8 <= values.Length; c += 8)
+        {
+            var (low, high) = Vector256.Widen(Vector256.Create(values.Slice(c, 8)));
+            SimdFma.MultiplyAdd(w, low * f, Vector256.Create(sum.Slice(c, 4))).CopyTo(sum.Slice(c, 4));
+            SimdFma.MultiplyAdd(w, high * f, Vector256.Create(sum.Slice(c + 4, 4))).CopyTo(sum.Slice(c + 4, 4));
+        }
+        for (; c < values.Length; c++)
+            sum[c] = Math.FusedMultiplyAdd(weight, values[c] * factor, sum[c]);
     }
 
     private static float[] Rounded(ReadOnlySpan<double> values)

@@ -15,4 +15,15 @@ internal static class SimdFma
             ? System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c)
             : Vector256.Create(Math.FusedMultiplyAdd(a[0], b[0], c[0]), Math.FusedMultiplyAdd(a[1], b[1], c[1]),
                 Math.FusedMultiplyAdd(a[2], b[2], c[2]), Math.FusedMultiplyAdd(a[3], b[3], c[3]));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c)
+    {
+        if (System.Runtime.Intrinsics.X86.Fma.IsSupported)
+            return System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c);
+        Span<float> lanes = stackalloc float[Vector256<float>.Count];
+        for (int i = 0; i < lanes.Length; i++)
+            lanes[i] = MathF.FusedMultiplyAdd(a[i], b[i], c[i]);
+        return Vector256.Create<float>(lanes);
+    }
 }

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace LoraLego.Core.Formats;
 
 /// <summary>
-/// Stored floating-point values (F16, BF16, F32) read into float32 (or widened to float64) and float32 written back, sixteen lanes at a time,
+/// Stored floating-point values (F16, BF16, F32) read into float32 and float32 written back, sixteen lanes at a time,
 /// with libtorch's results: widening is exact, narrowing rounds to nearest even (F16 as c10's fp16_ieee_from_fp32_value,
 /// overflow to infinity; BF16 by the rounding bias), so a span loop and a libtorch conversion give the same bytes.
 /// </summary>
@@ -80,59 +80,35 @@ public static class FloatLanes
     }
 
     /// <summary>
-    /// <paramref name="values"/> (stored as <paramref name="dtype"/>) widened to float64 into <paramref name="destination"/>:
+    /// <paramref name="values"/> (stored as <paramref name="dtype"/>) read into float32 in <paramref name="destination"/>:
     /// exact, as libtorch's conversion is. Finite values only, as for <see cref="WeightedSum"/>.
     /// </summary>
-    public static void Widen(ReadOnlySpan<byte> values, SafetensorsDType dtype, Span<double> destination)
+    public static void Widen(ReadOnlySpan<byte> values, SafetensorsDType dtype, Span<float> destination)
     {
-        switch (dtype)
+        if (!Covers(dtype))
+            throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a dtype FloatLanes reads");
+        int count = values.Length / dtype.ElementSize();
+        if (count > destination.Length)
+            throw new ArgumentOutOfRangeException(nameof(destination), "the destination is shorter than the values");
+        int i = Vector256.IsHardwareAccelerated ? WidenLanes(values, dtype, destination[..count]) : 0;
+        for (; i < count; i++)
+            destination[i] = Value(values, new Term(0, dtype, 1), i);
+    }
+
+    // Returns how many values it read: whole groups of 16.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int WidenLanes(ReadOnlySpan<byte> values, SafetensorsDType dtype, Span<float> destination)
+    {
+        ref byte source = ref MemoryMarshal.GetReference(values);
+        ref float target = ref MemoryMarshal.GetReference(destination);
+        int i = 0;
+        for (; i + 16 <= destination.Length; i += 16)
         {
-            case SafetensorsDType.F32:
-                Widen(MemoryMarshal.Cast<byte, float>(values), destination);
-                break;
-            case SafetensorsDType.F16:
-                Widen16(MemoryMarshal.Cast<byte, ushort>(values), destination, halfBits: true);
-                break;
-            case SafetensorsDType.BF16:
-                Widen16(MemoryMarshal.Cast<byte, ushort>(values), destination, halfBits: false);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a dtype FloatLanes reads");
+            var (low, high) = Load16(ref source, i, dtype);
+            low.StoreUnsafe(ref target, (nuint)i);
+            high.StoreUnsafe(ref target, (nuint)(i + 8));
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Widen(ReadOnlySpan<float> values, Span<double> destination)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-            for (; i + 8 <= values.Length; i += 8)
-            {
-                var (low, high) = Vector256.Widen(Vector256.Create(values.Slice(i, 8)));
-                low.CopyTo(destination.Slice(i, 4));
-                high.CopyTo(destination.Slice(i + 4, 4));
-            }
-        for (; i < values.Length; i++)
-            destination[i] = values[i];
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Widen16(ReadOnlySpan<ushort> bits, Span<double> destination, bool halfBits)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-            for (; i + 16 <= bits.Length; i += 16)
-            {
-                var (low, high) = Vector256.Widen(Vector256.Create(bits.Slice(i, 16)));
-                var (w0, w1) = Vector256.Widen(Widen(low, halfBits));
-                var (w2, w3) = Vector256.Widen(Widen(high, halfBits));
-                w0.CopyTo(destination.Slice(i, 4));
-                w1.CopyTo(destination.Slice(i + 4, 4));
-                w2.CopyTo(destination.Slice(i + 8, 4));
-                w3.CopyTo(destination.Slice(i + 12, 4));
-            }
-        for (; i < bits.Length; i++)
-            destination[i] = halfBits ? (double)BitConverter.UInt16BitsToHalf(bits[i]) : BFloat16ToSingle(bits[i]);
+        return i;
     }
 
     private static float BFloat16ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);

@@ -93,7 +93,7 @@ public static class LegoMerge
         return Assemble(modules, inputs[0].Adapter.Config, Recorded, name, keys.Count, verbose, progress, cancellationToken);
     }
 
-    // The rows of the modules clustered at once stay within this (a 7B module's 128 units are 15 MB of rows, a 70B's 38 MB).
+    // The rows of the modules clustered at once stay within this (a 7B module's 128 units are 8 MB of rows, a 70B's 19 MB).
     private const long RowsBudgetBytes = 256L << 20;
 
     // One module per libtorch thread, each module's Gram products on one thread (the modules' serial steps then run side
@@ -104,7 +104,7 @@ public static class LegoMerge
     {
         int threads = Math.Max(1, get_num_threads());
         long widest = keys.Select(key => inputs.Select(i => i.Adapter.GetModule(key)).OfType<LoraModule>().ToList())
-            .Select(modules => (long)ClusterWorkspace.RowsLength(modules.Sum(m => m.Rank), (int)modules[0].OutFeatures, (int)modules[0].InFeatures) * sizeof(double))
+            .Select(modules => (long)ClusterWorkspace.RowsLength(modules.Sum(m => m.Rank), (int)modules[0].OutFeatures, (int)modules[0].InFeatures) * sizeof(float))
             .DefaultIfEmpty(0).Max();
         return OrderedWork.Workers(RowsBudgetBytes, widest, threads, minimum: 2);
     }
@@ -175,7 +175,8 @@ public static class LegoMerge
             (options.ParameterReweight ? $" parameter reweighting x{factors.Min():G4}..x{factors.Max():G4};" : " no parameter reweighting;") +
             (options.OutputReweight ? $" output reweighting sqrt({cluster.MeanInputRank:G4}/{k}) = {scaling:G4}" : " no output reweighting") +
             (cluster.Message is null ? "" : $"; {cluster.Message}"));
-        return LoraModule.FromFactors(cluster.ModuleKey, aFactor, bFactor, scaling, cluster.FanInFanOut, kernel: cluster.Kernel);
+        // The module keeps the two tensors written here rather than copies of them.
+        return LoraModule.Adopt(cluster.ModuleKey, aFactor, bFactor, scaling, cluster.FanInFanOut, cluster.Kernel);
     }
 
     // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.

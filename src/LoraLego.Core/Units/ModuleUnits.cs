@@ -54,26 +54,26 @@ internal sealed class ModuleUnits
     }
 
     /// <summary>
-    /// The rows of <see cref="Rows"/> widened to float64 into <paramref name="rows"/> (rank rows of
-    /// <paramref name="width"/> = out + in values), the stored bytes read into pooled buffers and widened
-    /// there, so that a merge reading module after module touches no fresh memory. Dtypes
-    /// <see cref="FloatLanes"/> does not read go through <see cref="Rows"/>.
+    /// The rows of <see cref="Rows"/> as float32 into <paramref name="rows"/> (rank rows of <paramref name="width"/> =
+    /// out + in values; exact for F16, BF16 and F32, as the units' own float32 arrays are), the stored bytes read into
+    /// pooled buffers and widened there, so that a merge reading module after module touches no fresh memory. Dtypes
+    /// <see cref="FloatLanes"/> does not read go through <see cref="Rows"/> and libtorch's conversion.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void WidenRows(Span<double> rows, int width)
+    public void WidenRows(Span<float> rows, int width)
     {
         LoraTensor a = Module.A, b = Module.B;
         int rank = Module.Rank, inFeatures = (int)Module.InFeatures, outFeatures = (int)Module.OutFeatures;
         if (!FloatLanes.Covers(a.DType) || !FloatLanes.Covers(b.DType))
         {
             using var stored = Rows();
-            using var wide = stored.to_type(ScalarType.Float64).contiguous();
-            MemoryMarshal.Cast<byte, double>(wide.bytes).CopyTo(rows);
+            using var single = stored.to_type(ScalarType.Float32).contiguous();
+            MemoryMarshal.Cast<byte, float>(single.bytes).CopyTo(rows);
             return;
         }
         long aBytes = a.ByteLength, bBytes = b.ByteLength;
         var bytes = ArrayPool<byte>.Shared.Rent(checked((int)(aBytes + bBytes)));
-        var column = ArrayPool<double>.Shared.Rent(outFeatures * rank);
+        var column = ArrayPool<float>.Shared.Rent(outFeatures * rank);
         try
         {
             int size = a.DType.ElementSize();
@@ -86,7 +86,7 @@ internal sealed class ModuleUnits
         }
         finally
         {
-            ArrayPool<double>.Shared.Return(column);
+            ArrayPool<float>.Shared.Return(column);
             ArrayPool<byte>.Shared.Return(bytes);
         }
     }
@@ -94,7 +94,7 @@ internal sealed class ModuleUnits
     // B (out x rank) into the rows' first parts: column r of B is row r's first out values. Eight
     // rows of B at a time (8 x rank values, a few cache lines) are written as runs of eight per row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Transpose(ReadOnlySpan<double> b, int outFeatures, int rank, Span<double> rows, int width)
+    private static void Transpose(ReadOnlySpan<float> b, int outFeatures, int rank, Span<float> rows, int width)
     {
         const int Run = 8;
         int o = 0;

@@ -94,10 +94,10 @@ public sealed class MsuPool
     }
 
     /// <summary>
-    /// The rows of <see cref="Rows"/> widened to float64 (exactly) into <paramref name="destination"/>
+    /// The rows of <see cref="Rows"/> as float32 (<see cref="ModuleUnits.WidenRows"/>) into <paramref name="destination"/>
     /// (<see cref="Count"/> x (out + in), row-major), without a tensor: a merge reuses one buffer for every module.
     /// </summary>
-    internal void WidenRows(Span<double> destination)
+    internal void WidenRows(Span<float> destination)
     {
         int width = OutFeatures + InFeatures;
         if (_modules is not null)

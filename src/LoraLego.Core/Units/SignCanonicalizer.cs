@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -36,9 +37,10 @@ public static class SignCanonicalizer
         return LargestEntries(MemoryMarshal.Cast<byte, double>(values.bytes), (int)rows.shape[1], units, outFeatures);
     }
 
-    /// <summary>As <see cref="LargestEntries(Tensor, IReadOnlyList{Msu}, int)"/>, of float64 rows of <paramref name="width"/> values.</summary>
+    /// <summary>As <see cref="LargestEntries(Tensor, IReadOnlyList{Msu}, int)"/>, of float64 or float32 rows of <paramref name="width"/> values.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries(ReadOnlySpan<double> all, int width, IReadOnlyList<Msu> units, int outFeatures)
+    internal static (bool[] Negative, long[] At, double[] Entries) LargestEntries<T>(ReadOnlySpan<T> all, int width, IReadOnlyList<Msu> units, int outFeatures)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         var negative = new bool[units.Count];
         var at = new long[units.Count];
@@ -49,35 +51,45 @@ public static class SignCanonicalizer
             var (high, low) = Extremes(row);
             int highAt = FirstAt(row, high), lowAt = FirstAt(row, low);
             bool isLow = -low > high || (-low == high && lowAt < highAt);
-            (at[i], entries[i]) = isLow ? (lowAt, low) : (highAt, high);
+            (at[i], entries[i]) = isLow ? (lowAt, double.CreateTruncating(low)) : (highAt, double.CreateTruncating(high));
             negative[i] = (at[i] < outFeatures && units[i].Scaling < 0 ? -entries[i] : entries[i]) < 0;
         }
         return (negative, at, entries);
     }
 
-    // Where a value first occurs, searched on the bits (a vectorised search; IndexOf over doubles compares one by one):
+    // Where a value first occurs, searched on the bits (a vectorised search; IndexOf over floating values compares one by one):
     // the same place for every finite value but zero, whose two signs compare equal.
-    private static int FirstAt(ReadOnlySpan<double> row, double value) =>
-        value == 0 ? row.IndexOf(value) : MemoryMarshal.Cast<double, long>(row).IndexOf(BitConverter.DoubleToInt64Bits(value));
-
-    // The row's largest and smallest values, four lanes at a time.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static (double Max, double Min) Extremes(ReadOnlySpan<double> row)
+    private static int FirstAt<T>(ReadOnlySpan<T> row, T value) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int c = 0;
-        Vector256<double> highs = Vector256.Create(double.NegativeInfinity), lows = Vector256.Create(double.PositiveInfinity);
-        for (; c + 4 <= row.Length; c += 4)
+        if (T.IsZero(value))
+            return row.IndexOf(value);
+        if (typeof(T) == typeof(float))
+            return MemoryMarshal.Cast<T, int>(row).IndexOf(BitConverter.SingleToInt32Bits(float.CreateTruncating(value)));
+        return MemoryMarshal.Cast<T, long>(row).IndexOf(BitConverter.DoubleToInt64Bits(double.CreateTruncating(value)));
+    }
+
+    // The row's largest and smallest values, a vector's lanes at a time.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static (T Max, T Min) Extremes<T>(ReadOnlySpan<T> row) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int c = 0, lanes = Vector256<T>.Count;
+        Vector256<T> highs = Vector256.Create(T.NegativeInfinity), lows = Vector256.Create(T.PositiveInfinity);
+        for (; c + lanes <= row.Length; c += lanes)
         {
-            var v = Vector256.Create(row.Slice(c, 4));
+            var v = Vector256.Create(row.Slice(c, lanes));
             highs = Vector256.Max(highs, v);
             lows = Vector256.Min(lows, v);
         }
-        double max = Math.Max(Math.Max(highs[0], highs[1]), Math.Max(highs[2], highs[3]));
-        double min = Math.Min(Math.Min(lows[0], lows[1]), Math.Min(lows[2], lows[3]));
+        T max = T.NegativeInfinity, min = T.PositiveInfinity;
+        for (int l = 0; l < lanes; l++)
+        {
+            max = T.Max(max, highs[l]);
+            min = T.Min(min, lows[l]);
+        }
         for (; c < row.Length; c++)
         {
-            max = Math.Max(max, row[c]);
-            min = Math.Min(min, row[c]);
+            max = T.Max(max, row[c]);
+            min = T.Min(min, row[c]);
         }
         return (max, min);
     }

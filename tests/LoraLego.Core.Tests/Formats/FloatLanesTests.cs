@@ -85,12 +85,12 @@ public class FloatLanesTests
     [InlineData(SafetensorsDType.F16)]
     [InlineData(SafetensorsDType.BF16)]
     [InlineData(SafetensorsDType.F32)]
-    public void Widening_to_float64_is_libtorchs_conversion(SafetensorsDType dtype)
+    public void Widening_to_float32_is_libtorchs_conversion(SafetensorsDType dtype)
     {
         using var stored = tensor(Values(4)).to_type(dtype.ToScalarType());
         using var finite = stored.nan_to_num(0, 0, 0);
-        using var expected = finite.to_type(ScalarType.Float64);
-        var widened = new double[finite.shape[0]];
+        using var expected = finite.to_type(ScalarType.Float32);
+        var widened = new float[finite.shape[0]];
         FloatLanes.Widen(finite.bytes, dtype, widened);
         Assert.Equal(expected.bytes.ToArray(), MemoryMarshal.AsBytes(widened.AsSpan()).ToArray());
     }

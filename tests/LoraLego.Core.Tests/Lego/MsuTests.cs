@@ -37,7 +37,7 @@ public class MsuTests
     // The merge widens the stored bytes itself; they must be the rows libtorch's conversion gives,
     // from files (a, d) and from memory (an odd output width leaves a part of B's gather over).
     [Fact]
-    public void Widened_rows_are_the_pools_rows_in_float64()
+    public void Widened_rows_are_the_pools_rows_in_float32()
     {
         var inMemory = new MergeInput(Random("r", 5, TwoModules), 0.5);
         var pools = MsuSplitter.Pools([new MergeInput(Fixture("a")), new MergeInput(Fixture("d"), -2)], null, read: false)
@@ -47,8 +47,8 @@ public class MsuTests
         foreach (var pool in pools)
         {
             using var rows = pool.Rows();
-            using var expected = rows.to_type(ScalarType.Float64);
-            var widened = new double[pool.Count * (pool.OutFeatures + pool.InFeatures)];
+            using var expected = rows.to_type(ScalarType.Float32);
+            var widened = new float[pool.Count * (pool.OutFeatures + pool.InFeatures)];
             pool.WidenRows(widened);
             Assert.Equal(expected.bytes.ToArray(), MemoryMarshal.AsBytes(widened.AsSpan()).ToArray());
         }

@@ -50,4 +50,55 @@ public class SymmetricGramTests
         foreach (int threads in new[] { 2, 3, 8 })
             Assert.Equal(one, SymmetricGram.Of(span, 37, 1000, 0, 1000, threads));
     }
+
+    // F16 values, as a merge's float32 rows hold them: the products are exact in float32, so only the float32 sums
+    // within each 256-column slice (32 products per lane) round; the bound is theirs, |G - G64| <= 32 u sum |x_c y_c|
+    // <= 32 u |x| |y| with u = 2^-24.
+    [Theory]
+    [InlineData(1, 3, 0, 3)]
+    [InlineData(7, 37, 0, 37)]
+    [InlineData(16, 600, 0, 600)]
+    [InlineData(13, 601, 250, 299)]
+    [InlineData(130, 4100, 5, 4090)]
+    public void Float32_rows_are_summed_in_float32_only_within_a_slice(int n, int width, int first, int count)
+    {
+        using var half = Rows(n, width, (ulong)(n * 1000 + width)).to_type(ScalarType.Float16);
+        using var rows = half.to_type(ScalarType.Float32);
+        using var wide = half.to_type(ScalarType.Float64);
+        double[] gram = SymmetricGram.Of(MemoryMarshal.Cast<byte, float>(rows.bytes), n, width, first, count, threads: 1);
+        using var part = wide.narrow(1, first, count);
+        double[] expected = TensorBytes.ToArray<double>(part.matmul(part.t()));
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+            {
+                Assert.Equal(gram[j * n + i], gram[i * n + j]);
+                double scale = Math.Sqrt(expected[i * n + i] * expected[j * n + j]);
+                Assert.True(Math.Abs(gram[i * n + j] - expected[i * n + j]) <= 32 * Math.Pow(2, -24) * scale,
+                    $"G[{i},{j}] = {gram[i * n + j]:R}, float64 matmul {expected[i * n + j]:R}");
+            }
+    }
+
+    // A lane that starts at 1 then adds products of 2^-26, under half of float32's last place at 1: every one is lost
+    // until the slice's sum moves to float64, so a row summed in float32 from end to end would be 7e-6 short.
+    [Fact]
+    public void A_large_product_swallows_small_ones_only_within_its_slice()
+    {
+        const int width = 4096;
+        var rows = new float[2 * width];
+        for (int c = 0; c < rows.Length; c++)
+            rows[c] = c % width == 0 ? 1f : MathF.Pow(2, -13);
+        double[] gram = SymmetricGram.Of(rows, 2, width, 0, width, threads: 1);
+        double exact = 1 + (width - 1) * Math.Pow(2, -26);
+        Assert.InRange(exact - gram[1], 0, 32 * Math.Pow(2, -24) * exact);
+    }
+
+    [Fact]
+    public void Float32_rows_give_the_same_bits_for_any_thread_count()
+    {
+        using var rows = Rows(37, 1000, 5).to_type(ScalarType.Float32);
+        var span = MemoryMarshal.Cast<byte, float>(rows.bytes);
+        double[] one = SymmetricGram.Of(span, 37, 1000, 0, 1000, threads: 1);
+        foreach (int threads in new[] { 2, 3, 8 })
+            Assert.Equal(one, SymmetricGram.Of(span, 37, 1000, 0, 1000, threads));
+    }
 }
