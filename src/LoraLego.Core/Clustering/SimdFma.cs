@@ -26,4 +26,11 @@ internal static class SimdFma
             lanes[i] = MathF.FusedMultiplyAdd(a[i], b[i], c[i]);
         return Vector256.Create<float>(lanes);
     }
+
+    /// <summary>The float64 or float32 overload, for code written once for both.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> MultiplyAdd<T>(Vector256<T> a, Vector256<T> b, Vector256<T> c) where T : unmanaged =>
+        typeof(T) == typeof(double)
+            ? MultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>()
+            : MultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
 }

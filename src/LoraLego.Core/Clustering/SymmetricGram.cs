@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace LoraLego.Core.Clustering;
@@ -24,21 +26,15 @@ internal static unsafe class SymmetricGram
     private const int SliceColumns = 256;
 
     /// <summary>The Gram matrix of columns [<paramref name="first"/>, first + <paramref name="count"/>) of the n rows (row stride <paramref name="stride"/>), n x n row-major.</summary>
-    public static double[] Of(ReadOnlySpan<double> rows, int n, int stride, int first, int count, int threads)
-    {
-        fixed (double* data = rows)
-            return Of(data + first, n, stride, count, threads, &Dots);
-    }
+    public static double[] Of(ReadOnlySpan<double> rows, int n, int stride, int first, int count, int threads) =>
+        Of<double>(rows, n, stride, first, count, threads);
 
     /// <summary>As the float64 overload, of float32 rows, each slice summed in float32.</summary>
-    public static double[] Of(ReadOnlySpan<float> rows, int n, int stride, int first, int count, int threads)
-    {
-        fixed (float* data = rows)
-            return Of(data + first, n, stride, count, threads, &Dots);
-    }
+    public static double[] Of(ReadOnlySpan<float> rows, int n, int stride, int first, int count, int threads) =>
+        Of<float>(rows, n, stride, first, count, threads);
 
-    private static double[] Of<T>(T* origin, int n, int stride, int count, int threads, delegate*<T*, int, int, int, int, int, Span<double>, void> dots)
-        where T : unmanaged
+    private static double[] Of<T>(ReadOnlySpan<T> rows, int n, int stride, int first, int count, int threads)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         var gram = new double[n * n];
         int blocks = (n + Block - 1) / Block;
@@ -47,14 +43,18 @@ internal static unsafe class SymmetricGram
             for (int bj = bi; bj < blocks; bj++)
                 pairs.Add((bi, bj));
         int workers = Math.Clamp(threads, 1, pairs.Count);
-        if (workers == 1)
-            Accumulate(origin, n, stride, count, pairs, 0, 1, gram, dots);
-        else
+        fixed (T* data = rows)
         {
-            // A lambda cannot capture pointers; the addresses travel as integers.
-            nint at = (nint)origin, kernel = (nint)dots;
-            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
-                w => Accumulate((T*)at, n, stride, count, pairs, w, workers, gram, (delegate*<T*, int, int, int, int, int, Span<double>, void>)kernel));
+            T* origin = data + first;
+            if (workers == 1)
+                Accumulate(origin, n, stride, count, pairs, 0, 1, gram);
+            else
+            {
+                // A lambda cannot capture a pointer; the address travels as an integer.
+                nint at = (nint)origin;
+                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
+                    w => Accumulate((T*)at, n, stride, count, pairs, w, workers, gram));
+            }
         }
         for (int i = 0; i < n; i++)
             for (int j = 0; j < i; j++)
@@ -63,8 +63,8 @@ internal static unsafe class SymmetricGram
     }
 
     // The pairs worker, worker + workers, ... of the list, slice by slice.
-    private static void Accumulate<T>(T* origin, int n, int stride, int count, List<(int, int)> pairs, int worker, int workers, double[] gram,
-        delegate*<T*, int, int, int, int, int, Span<double>, void> dots) where T : unmanaged
+    private static void Accumulate<T>(T* origin, int n, int stride, int count, List<(int, int)> pairs, int worker, int workers, double[] gram)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         Span<double> sums = stackalloc double[Block * Block];
         for (int start = 0; start < count; start += SliceColumns)
@@ -73,7 +73,7 @@ internal static unsafe class SymmetricGram
             for (int p = worker; p < pairs.Count; p += workers)
             {
                 var (bi, bj) = pairs[p];
-                dots(origin + start, n, stride, length, bi * Block, bj * Block, sums);
+                Dots(origin + start, n, stride, length, bi * Block, bj * Block, sums);
                 for (int r = 0; r < Block && bi * Block + r < n; r++)
                     for (int c = 0; c < Block && bj * Block + c < n; c++)
                         if (bj * Block + c >= bi * Block + r)
@@ -82,61 +82,21 @@ internal static unsafe class SymmetricGram
         }
     }
 
-    // The 16 dot products of rows i0..i0+3 with rows j0..j0+3 over `length` columns; rows past the
-    // last are read as the last row (their products are not kept).
-    private static void Dots(double* slice, int n, int stride, int length, int i0, int j0, Span<double> sums)
+    // The 16 dot products of rows i0..i0+3 with rows j0..j0+3 over `length` columns, a vector's lanes at a time, each
+    // lane's sum then added in float64; rows past the last are read as the last row (their products are not kept).
+    private static void Dots<T>(T* slice, int n, int stride, int length, int i0, int j0, Span<double> sums)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double* x0 = slice + (long)Math.Min(i0, n - 1) * stride, x1 = slice + (long)Math.Min(i0 + 1, n - 1) * stride;
-        double* x2 = slice + (long)Math.Min(i0 + 2, n - 1) * stride, x3 = slice + (long)Math.Min(i0 + 3, n - 1) * stride;
-        double* y0 = slice + (long)Math.Min(j0, n - 1) * stride, y1 = slice + (long)Math.Min(j0 + 1, n - 1) * stride;
-        double* y2 = slice + (long)Math.Min(j0 + 2, n - 1) * stride, y3 = slice + (long)Math.Min(j0 + 3, n - 1) * stride;
-        Vector256<double> s00 = default, s01 = default, s02 = default, s03 = default;
-        Vector256<double> s10 = default, s11 = default, s12 = default, s13 = default;
-        Vector256<double> s20 = default, s21 = default, s22 = default, s23 = default;
-        Vector256<double> s30 = default, s31 = default, s32 = default, s33 = default;
-        int c = 0;
-        for (; c + 4 <= length; c += 4)
-        {
-            var a0 = Vector256.Load(x0 + c);
-            var a1 = Vector256.Load(x1 + c);
-            var a2 = Vector256.Load(x2 + c);
-            var a3 = Vector256.Load(x3 + c);
-            var b0 = Vector256.Load(y0 + c);
-            var b1 = Vector256.Load(y1 + c);
-            var b2 = Vector256.Load(y2 + c);
-            var b3 = Vector256.Load(y3 + c);
-            s00 = SimdFma.MultiplyAdd(a0, b0, s00); s01 = SimdFma.MultiplyAdd(a0, b1, s01); s02 = SimdFma.MultiplyAdd(a0, b2, s02); s03 = SimdFma.MultiplyAdd(a0, b3, s03);
-            s10 = SimdFma.MultiplyAdd(a1, b0, s10); s11 = SimdFma.MultiplyAdd(a1, b1, s11); s12 = SimdFma.MultiplyAdd(a1, b2, s12); s13 = SimdFma.MultiplyAdd(a1, b3, s13);
-            s20 = SimdFma.MultiplyAdd(a2, b0, s20); s21 = SimdFma.MultiplyAdd(a2, b1, s21); s22 = SimdFma.MultiplyAdd(a2, b2, s22); s23 = SimdFma.MultiplyAdd(a2, b3, s23);
-            s30 = SimdFma.MultiplyAdd(a3, b0, s30); s31 = SimdFma.MultiplyAdd(a3, b1, s31); s32 = SimdFma.MultiplyAdd(a3, b2, s32); s33 = SimdFma.MultiplyAdd(a3, b3, s33);
-        }
-        sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
-        sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13);
-        sums[8] = Vector256.Sum(s20); sums[9] = Vector256.Sum(s21); sums[10] = Vector256.Sum(s22); sums[11] = Vector256.Sum(s23);
-        sums[12] = Vector256.Sum(s30); sums[13] = Vector256.Sum(s31); sums[14] = Vector256.Sum(s32); sums[15] = Vector256.Sum(s33);
-        if (c == length)
-            return;
-        double** xs = stackalloc double*[] { x0, x1, x2, x3 };
-        double** ys = stackalloc double*[] { y0, y1, y2, y3 };
-        for (; c < length; c++)
-            for (int r = 0; r < Block; r++)
-                for (int k = 0; k < Block; k++)
-                    sums[r * Block + k] = Math.FusedMultiplyAdd(xs[r][c], ys[k][c], sums[r * Block + k]);
-    }
-
-    // As the float64 kernel, eight float32 lanes at a time; the 16 sums are each lane's float32 sum added in float64.
-    private static void Dots(float* slice, int n, int stride, int length, int i0, int j0, Span<double> sums)
-    {
-        float* x0 = slice + (long)Math.Min(i0, n - 1) * stride, x1 = slice + (long)Math.Min(i0 + 1, n - 1) * stride;
-        float* x2 = slice + (long)Math.Min(i0 + 2, n - 1) * stride, x3 = slice + (long)Math.Min(i0 + 3, n - 1) * stride;
-        float* y0 = slice + (long)Math.Min(j0, n - 1) * stride, y1 = slice + (long)Math.Min(j0 + 1, n - 1) * stride;
-        float* y2 = slice + (long)Math.Min(j0 + 2, n - 1) * stride, y3 = slice + (long)Math.Min(j0 + 3, n - 1) * stride;
-        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
-        Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
-        Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default;
-        Vector256<float> s30 = default, s31 = default, s32 = default, s33 = default;
-        int c = 0;
-        for (; c + 8 <= length; c += 8)
+        T* x0 = slice + (long)Math.Min(i0, n - 1) * stride, x1 = slice + (long)Math.Min(i0 + 1, n - 1) * stride;
+        T* x2 = slice + (long)Math.Min(i0 + 2, n - 1) * stride, x3 = slice + (long)Math.Min(i0 + 3, n - 1) * stride;
+        T* y0 = slice + (long)Math.Min(j0, n - 1) * stride, y1 = slice + (long)Math.Min(j0 + 1, n - 1) * stride;
+        T* y2 = slice + (long)Math.Min(j0 + 2, n - 1) * stride, y3 = slice + (long)Math.Min(j0 + 3, n - 1) * stride;
+        Vector256<T> s00 = default, s01 = default, s02 = default, s03 = default;
+        Vector256<T> s10 = default, s11 = default, s12 = default, s13 = default;
+        Vector256<T> s20 = default, s21 = default, s22 = default, s23 = default;
+        Vector256<T> s30 = default, s31 = default, s32 = default, s33 = default;
+        int c = 0, lanes = Vector256<T>.Count;
+        for (; c + lanes <= length; c += lanes)
         {
             var a0 = Vector256.Load(x0 + c);
             var a1 = Vector256.Load(x1 + c);
@@ -157,17 +117,21 @@ internal static unsafe class SymmetricGram
         sums[12] = Sum(s30); sums[13] = Sum(s31); sums[14] = Sum(s32); sums[15] = Sum(s33);
         if (c == length)
             return;
-        float** xs = stackalloc float*[] { x0, x1, x2, x3 };
-        float** ys = stackalloc float*[] { y0, y1, y2, y3 };
+        T** xs = stackalloc T*[] { x0, x1, x2, x3 };
+        T** ys = stackalloc T*[] { y0, y1, y2, y3 };
         for (; c < length; c++)
             for (int r = 0; r < Block; r++)
                 for (int k = 0; k < Block; k++)
-                    sums[r * Block + k] = Math.FusedMultiplyAdd(xs[r][c], ys[k][c], sums[r * Block + k]);
+                    sums[r * Block + k] = Math.FusedMultiplyAdd(double.CreateTruncating(xs[r][c]), double.CreateTruncating(ys[k][c]), sums[r * Block + k]);
     }
 
-    private static double Sum(Vector256<float> lanes)
+    // The lanes' sum in float64 (float32 lanes widened first).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double Sum<T>(Vector256<T> lanes) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (low, high) = Vector256.Widen(lanes);
+        if (typeof(T) == typeof(double))
+            return Vector256.Sum(lanes.AsDouble());
+        var (low, high) = Vector256.Widen(lanes.AsSingle());
         return Vector256.Sum(low + high);
     }
 }

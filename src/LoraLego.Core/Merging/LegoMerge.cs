@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Text.Json.Nodes;
 using LoraLego.Core.Adapters;
 using LoraLego.Core.Clustering;
@@ -150,10 +152,9 @@ public static class LegoMerge
         int k = cluster.K;
         double share = options.Target == LegoTarget.Mean ? 1.0 / (adapterCount ?? cluster.Adapters.Count) : 1.0;
         var factors = new double[k];
-        var centroid = new double[cluster.OutFeatures + cluster.InFeatures];
         for (int j = 0; j < k; j++)
         {
-            double rho = options.ParameterReweight ? NormRatio(cluster, j, centroid) : 1.0;
+            double rho = options.ParameterReweight ? NormRatio(cluster, j) : 1.0;
             factors[j] = rho * Math.Sqrt(cluster.ClusterSizes[j] * share);
         }
         double scaling = options.OutputReweight ? Math.Sqrt(cluster.MeanInputRank / k) : 1.0;
@@ -163,12 +164,21 @@ public static class LegoMerge
         var bFactor = empty([cluster.OutFeatures, k], ScalarType.Float32);
         var a = MemoryMarshal.Cast<byte, float>(aFactor.bytes);
         var b = MemoryMarshal.Cast<byte, float>(bFactor.bytes);
-        for (int j = 0; j < k; j++)
+        int inFeatures = cluster.InFeatures, outFeatures = cluster.OutFeatures;
+        // B is formed transposed (row j: B's column j), then transposed into place.
+        var columns = ArrayPool<float>.Shared.Rent(k * outFeatures);
+        try
         {
-            for (int i = 0; i < cluster.InFeatures; i++)
-                a[j * cluster.InFeatures + i] = (float)(factors[j] * cluster.CentroidA[j][i]);
-            for (int o = 0; o < cluster.OutFeatures; o++)
-                b[o * k + j] = (float)(factors[j] * cluster.CentroidB[j][o]);
+            for (int j = 0; j < k; j++)
+            {
+                Scaled(cluster.CentroidA[j], factors[j], a.Slice(j * inFeatures, inFeatures));
+                Scaled(cluster.CentroidB[j], factors[j], columns.AsSpan(j * outFeatures, outFeatures));
+            }
+            FloatTranspose.Transpose(columns, k, outFeatures, b, k);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
         }
         verbose?.Invoke($"{cluster.ModuleKey}: {cluster.Units.Count} units from {string.Join(", ", cluster.Adapters)} -> k {k}" +
             $" (asked {cluster.RequestedK}), inertia {cluster.Inertia:G6} after {cluster.Iterations} iterations;" +
@@ -179,18 +189,57 @@ public static class LegoMerge
         return LoraModule.Adopt(cluster.ModuleKey, aFactor, bFactor, scaling, cluster.FanInFanOut, cluster.Kernel);
     }
 
-    // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
-    // The centroid is widened into a buffer the module's clusters share.
+    // (float)(factor * value) for each value: the product in float64, rounded once to float32.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static double NormRatio(RankCluster cluster, int j, double[] centroid)
+    private static void Scaled(ReadOnlySpan<float> values, double factor, Span<float> destination)
     {
-        float[] b = cluster.CentroidB[j], a = cluster.CentroidA[j];
-        for (int i = 0; i < b.Length; i++)
-            centroid[i] = b[i];
-        for (int i = 0; i < a.Length; i++)
-            centroid[b.Length + i] = a[i];
-        double norm = RankClusterer.NormOf(centroid, cluster.Norm);
+        var f = Vector256.Create(factor);
+        int i = 0;
+        for (; i + 8 <= values.Length; i += 8)
+        {
+            var (low, high) = Vector256.Widen(Vector256.Create(values.Slice(i, 8)));
+            Vector256.Narrow(low * f, high * f).CopyTo(destination.Slice(i, 8));
+        }
+        for (; i < values.Length; i++)
+            destination[i] = (float)(factor * values[i]);
+    }
+
+    // rho_j: the members' mean norm over the centroid's norm; a centroid of zero norm stays zero.
+    private static double NormRatio(RankCluster cluster, int j)
+    {
+        double norm = CentroidNorm(cluster.CentroidB[j], cluster.CentroidA[j], cluster.Norm);
         return norm > 0 ? cluster.MeanMemberNorms[j] / norm : 1.0;
+    }
+
+    // The norm of [b; a] (RankClusterer.NormOf of the widened vector): L2 summed in float64 in order, L-infinity as
+    // the largest magnitude, eight values at a time.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double CentroidNorm(float[] b, float[] a, UnitNorm norm)
+    {
+        if (norm == UnitNorm.L2)
+        {
+            double sum = 0;
+            foreach (double x in b)
+                sum += x * x;
+            foreach (double x in a)
+                sum += x * x;
+            return Math.Sqrt(sum);
+        }
+        return Math.Max(LargestMagnitude(b), LargestMagnitude(a));
+    }
+
+    private static float LargestMagnitude(ReadOnlySpan<float> values)
+    {
+        var largest = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 8 <= values.Length; i += 8)
+            largest = Vector256.Max(largest, Vector256.Abs(Vector256.Create(values.Slice(i, 8))));
+        float result = 0;
+        for (int l = 0; l < 8; l++)
+            result = Math.Max(result, largest[l]);
+        for (; i < values.Length; i++)
+            result = Math.Max(result, Math.Abs(values[i]));
+        return result;
     }
 
     // A module built and, where one is wanted, its verbose line, for the thread that enumerates them to tell.

@@ -184,27 +184,10 @@ internal sealed unsafe class UpdateTiles
     // The 8 x 8 block whose row i is (first + rows[i] * stride)[0..8), transposed: vector j holds the rows' j-th values.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>,
-        Vector256<float>) Transposed(float* first, int* rows, int stride)
-    {
-        var t0 = Avx.UnpackLow(Vector256.Load(first + (long)rows[0] * stride), Vector256.Load(first + (long)rows[1] * stride));
-        var t1 = Avx.UnpackHigh(Vector256.Load(first + (long)rows[0] * stride), Vector256.Load(first + (long)rows[1] * stride));
-        var t2 = Avx.UnpackLow(Vector256.Load(first + (long)rows[2] * stride), Vector256.Load(first + (long)rows[3] * stride));
-        var t3 = Avx.UnpackHigh(Vector256.Load(first + (long)rows[2] * stride), Vector256.Load(first + (long)rows[3] * stride));
-        var t4 = Avx.UnpackLow(Vector256.Load(first + (long)rows[4] * stride), Vector256.Load(first + (long)rows[5] * stride));
-        var t5 = Avx.UnpackHigh(Vector256.Load(first + (long)rows[4] * stride), Vector256.Load(first + (long)rows[5] * stride));
-        var t6 = Avx.UnpackLow(Vector256.Load(first + (long)rows[6] * stride), Vector256.Load(first + (long)rows[7] * stride));
-        var t7 = Avx.UnpackHigh(Vector256.Load(first + (long)rows[6] * stride), Vector256.Load(first + (long)rows[7] * stride));
-        var u0 = Avx.Shuffle(t0, t2, 0x44);
-        var u1 = Avx.Shuffle(t0, t2, 0xEE);
-        var u2 = Avx.Shuffle(t1, t3, 0x44);
-        var u3 = Avx.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx.Shuffle(t4, t6, 0x44);
-        var u5 = Avx.Shuffle(t4, t6, 0xEE);
-        var u6 = Avx.Shuffle(t5, t7, 0x44);
-        var u7 = Avx.Shuffle(t5, t7, 0xEE);
-        return (Avx.Permute2x128(u0, u4, 0x20), Avx.Permute2x128(u1, u5, 0x20), Avx.Permute2x128(u2, u6, 0x20), Avx.Permute2x128(u3, u7, 0x20),
-            Avx.Permute2x128(u0, u4, 0x31), Avx.Permute2x128(u1, u5, 0x31), Avx.Permute2x128(u2, u6, 0x31), Avx.Permute2x128(u3, u7, 0x31));
-    }
+        Vector256<float>) Transposed(float* first, int* rows, int stride) =>
+        FloatTranspose.Transposed(Vector256.Load(first + (long)rows[0] * stride), Vector256.Load(first + (long)rows[1] * stride),
+            Vector256.Load(first + (long)rows[2] * stride), Vector256.Load(first + (long)rows[3] * stride), Vector256.Load(first + (long)rows[4] * stride),
+            Vector256.Load(first + (long)rows[5] * stride), Vector256.Load(first + (long)rows[6] * stride), Vector256.Load(first + (long)rows[7] * stride));
 
     /// <summary>
     /// The magnitude of one entry (flat row-major <paramref name="index"/>), for samples: the same product, summed in

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using LoraLego.Core.Adapters;
+using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using static TorchSharp.torch;
 
@@ -82,35 +83,14 @@ internal sealed class ModuleUnits
                 FloatLanes.Widen(bytes.AsSpan(r * inFeatures * size, inFeatures * size), a.DType, rows.Slice(r * width + outFeatures, inFeatures));
             var wideB = column.AsSpan(0, outFeatures * rank);
             FloatLanes.Widen(bytes.AsSpan((int)aBytes, (int)bBytes), b.DType, wideB);
-            Transpose(wideB, outFeatures, rank, rows, width);
+            // Column r of B is row r's first out values.
+            FloatTranspose.Transpose(wideB, outFeatures, rank, rows, width);
         }
         finally
         {
             ArrayPool<float>.Shared.Return(column);
             ArrayPool<byte>.Shared.Return(bytes);
         }
-    }
-
-    // B (out x rank) into the rows' first parts: column r of B is row r's first out values. Eight
-    // rows of B at a time (8 x rank values, a few cache lines) are written as runs of eight per row.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Transpose(ReadOnlySpan<float> b, int outFeatures, int rank, Span<float> rows, int width)
-    {
-        const int Run = 8;
-        int o = 0;
-        for (; o + Run <= outFeatures; o += Run)
-        {
-            var block = b.Slice(o * rank, Run * rank);
-            for (int r = 0; r < rank; r++)
-            {
-                var run = rows.Slice(r * width + o, Run);
-                for (int i = 0; i < Run; i++)
-                    run[i] = block[i * rank + r];
-            }
-        }
-        for (; o < outFeatures; o++)
-            for (int r = 0; r < rank; r++)
-                rows[r * width + o] = b[o * rank + r];
     }
 
     // Row i of A and column i of B.
