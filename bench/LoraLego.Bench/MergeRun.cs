@@ -12,7 +12,7 @@ namespace LoraLego.Bench;
 /// libtorch and the compiled code already loaded), null where it was not run.
 /// </summary>
 public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes, double? AgainSeconds = null,
-    double? ReadSeconds = null, double? MergeSeconds = null, double? WriteSeconds = null);
+    double? ReadSeconds = null, double? MergeSeconds = null, double? WriteSeconds = null, double[]? LaterSeconds = null);
 
 public static class MergeRun
 {
@@ -46,15 +46,28 @@ public static class MergeRun
     /// <summary>Merges taking longer than this are not run again: a second run tells nothing their first does not.</summary>
     private const double AgainUnderSeconds = 20;
 
-    /// <summary><see cref="Run"/>, then (where <paramref name="again"/> and the first run was short) the same merge again in this process; the peak memory is the first run's, the phases (read the headers, merge, write) the last run's.</summary>
-    public static MergeRunResult RunTwice(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, bool again)
+    /// <summary>
+    /// <see cref="Run"/>, then (where <paramref name="again"/> and the first run was short) the same merge again in this process, then
+    /// <paramref name="later"/> more times (<see cref="MergeRunResult.LaterSeconds"/>: merges after the runtime's tiered compilation has
+    /// recompiled what the first two ran); the peak memory is the first run's, the phases (read the headers, merge, write) the second run's.
+    /// </summary>
+    public static MergeRunResult RunTwice(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, bool again, int later = 0)
     {
         var first = Run(method, adapterDirs, output, device);
         if (!again || first.Seconds > AgainUnderSeconds)
             return first;
-        Directory.Delete(output, recursive: true);
-        var second = Run(method, adapterDirs, output, device);
-        return first with { AgainSeconds = second.Seconds, ReadSeconds = second.ReadSeconds, MergeSeconds = second.MergeSeconds, WriteSeconds = second.WriteSeconds };
+        MergeRunResult Rerun()
+        {
+            Directory.Delete(output, recursive: true);
+            return Run(method, adapterDirs, output, device);
+        }
+        var second = Rerun();
+        double[] laterSeconds = Enumerable.Range(0, later).Select(_ => Rerun().Seconds).ToArray();
+        return first with
+        {
+            AgainSeconds = second.Seconds, ReadSeconds = second.ReadSeconds, MergeSeconds = second.MergeSeconds, WriteSeconds = second.WriteSeconds,
+            LaterSeconds = later > 0 ? laterSeconds : null,
+        };
     }
 
     /// <summary>Runs <see cref="RunTwice"/> in a child process, so each method's peak memory is its own; <paramref name="threads"/>: libtorch's and the fused passes' threads there.</summary>

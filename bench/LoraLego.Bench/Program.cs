@@ -18,7 +18,7 @@ switch (args.FirstOrDefault())
     case "merge-once":
         {
             var result = MergeRun.RunTwice(args[1], args.Skip(4).TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray(), args[2], ComputeDevice.Parse(args[3]),
-                args.Contains("--again"));
+                args.Contains("--again"), int.Parse(Options.Argument(args, "later", "0")));
             Console.WriteLine(JsonSerializer.Serialize(result));
             return 0;
         }
@@ -87,6 +87,8 @@ switch (args.FirstOrDefault())
         Console.WriteLine("""
             usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--threads N] [--no-svd-module]
                                                                 (each merge in a fresh process, and again in it where the first took under 20 s)
+                   loralego-bench merge-once METHOD OUTDIR Cpu|Cuda ADAPTERDIR... [--threads N] [--again [--later N]]
+                                                                (one merge in this process, as JSON; --again: once more, --later: N more times after that)
                    loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
                                                                             (New-LoraFromModel on a Llama-2-7B-shaped pair of that many layers)
                    loralego-bench svd-module [--device Cpu|Cuda]

@@ -34,8 +34,20 @@ internal sealed class MemberRows(float[] buffer, int count, int width, int outFe
     /// <summary>The folded rows on the clustering device, or null when it is the CPU.</summary>
     public Tensor? OnDevice { get; private set; }
 
-    /// <summary>Copies the folded rows to <paramref name="device"/>; the tensor belongs to the caller's dispose scope.</summary>
-    public void MoveTo(Device device) => OnDevice = ToTensor().to(device);
+    /// <summary>
+    /// The folded rows on <paramref name="device"/>: the float32 rows are copied there (half the bytes of folded ones) and folded
+    /// there, widened and multiplied by their factors in float64, the same single rounding as <see cref="ToTensor"/>. The tensors
+    /// belong to the caller's dispose scope.
+    /// </summary>
+    public void MoveTo(Device device)
+    {
+        var rows = empty([count, width], ScalarType.Float32);
+        Values.CopyTo(MemoryMarshal.Cast<byte, float>(rows.bytes));
+        var folded = rows.to(device).to_type(ScalarType.Float64);
+        folded.narrow(1, 0, outFeatures).mul_(tensor(bFactors, [count, 1], device: device));
+        folded.narrow(1, outFeatures, width - outFeatures).mul_(tensor(aFactors, [count, 1], device: device));
+        OnDevice = folded;
+    }
 
     /// <summary>The folded rows as a new float64 CPU tensor, in the caller's dispose scope.</summary>
     public Tensor ToTensor()
