@@ -71,7 +71,8 @@ public static class MergeRun
     }
 
     /// <summary>Runs <see cref="RunTwice"/> in a child process, so each method's peak memory is its own; <paramref name="threads"/>: libtorch's and the fused passes' threads there.</summary>
-    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, int? threads = null, bool again = false) =>
+    public static MergeRunResult RunIsolated(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, int? threads = null, bool again = false,
+        int later = 0) =>
         ChildRun.Json<MergeRunResult>(method, new[] { "merge-once", method, output, device.ToString() }.Concat(adapterDirs)
-            .Concat(threads is { } n ? ["--threads", n.ToString()] : []).Concat(again ? ["--again"] : []));
+            .Concat(threads is { } n ? ["--threads", n.ToString()] : []).Concat(again ? ["--again"] : []).Concat(later > 0 ? ["--later", later.ToString()] : []));
 }

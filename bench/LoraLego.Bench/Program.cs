@@ -85,8 +85,8 @@ switch (args.FirstOrDefault())
         return 0;
     default:
         Console.WriteLine("""
-            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--threads N] [--no-svd-module]
-                                                                (each merge in a fresh process, and again in it where the first took under 20 s)
+            usage: loralego-bench all    [--shape 7b] [--adapters 8] [--rank 16] [--dtype F16] [--device Cpu|Cuda|Auto] [--data DIR] [--methods Lego,Cat,...] [--threads N] [--later N] [--no-svd-module]
+                                                                (each merge in a fresh process, and again in it where the first took under 20 s, then N more times)
                    loralego-bench merge-once METHOD OUTDIR Cpu|Cuda ADAPTERDIR... [--threads N] [--again [--later N]]
                                                                 (one merge in this process, as JSON; --again: once more, --later: N more times after that)
                    loralego-bench extract [--layers 1] [--threads N] [--rank 16] [--device Cpu|Cuda] [--data DIR] [--methods randomized,dense]
@@ -118,17 +118,21 @@ static void RunAll(Options o, string[] args)
     var dirs = SyntheticAdapters.Generate(data, shape, o.Adapters, o.Rank, o.DType, seed: 1);
     var files = dirs.Select(d => Path.Combine(d, PeftAdapterReader.ModelFileName)).ToList();
     // "first": the merge in a fresh process (the runtime, libtorch and the JIT start inside it); "again": the same
-    // merge run again in that process, as a PowerShell session's later merges run. Both against the floor measured
-    // right after them.
-    Console.WriteLine("| method | device | seconds (first) | seconds (again) | I/O floor (s) | ratio (first) | ratio (again) | peak RSS (MiB) | input MiB | output MiB |");
-    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // merge run again in that process, as a PowerShell session's second merge runs; "later" (with --later N): the
+    // median of N more runs after that, once tiered compilation has recompiled what the first two ran, as a session's
+    // later merges run. All against the floor measured right after them.
+    int later = int.Parse(Options.Argument(args, "later", "0"));
+    Console.WriteLine("| method | device | seconds (first) | seconds (again) | seconds (later) | I/O floor (s) | ratio (first) | ratio (again) | ratio (later) | peak RSS (MiB) | input MiB | output MiB |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var method in o.Methods)
     {
         string output = Path.Combine(data, "out-" + method);
-        var r = MergeRun.RunIsolated(method, dirs, output, o.Device, o.Threads, again: true);
+        var r = MergeRun.RunIsolated(method, dirs, output, o.Device, o.Threads, again: true, later);
         double floor = IoFloor.Seconds(files, r.OutputBytes, data);
-        string again = r.AgainSeconds is { } s ? $"{s:F2}" : "-", againRatio = r.AgainSeconds is { } t ? $"{t / floor:F1}" : "-";
-        Console.WriteLine($"| {r.Method} | {r.Device} | {r.Seconds:F2} | {again} | {floor:F2} | {r.Seconds / floor:F1} | {againRatio} | {r.PeakBytes >> 20} | {r.InputBytes >> 20} | {r.OutputBytes >> 20} |");
+        double? settled = r.LaterSeconds is { Length: > 0 } runs ? runs.Order().ElementAt(runs.Length / 2) : null;
+        string Cell(double? seconds, double divisor = 1) => seconds is { } x ? (x / divisor).ToString(divisor == 1 ? "F2" : "F1") : "-";
+        Console.WriteLine($"| {r.Method} | {r.Device} | {r.Seconds:F2} | {Cell(r.AgainSeconds)} | {Cell(settled)} | {floor:F2} | {r.Seconds / floor:F1} | " +
+            $"{Cell(r.AgainSeconds, floor)} | {Cell(settled, floor)} | {r.PeakBytes >> 20} | {r.InputBytes >> 20} | {r.OutputBytes >> 20} |");
         Directory.Delete(output, recursive: true);
     }
     if (!args.Contains("--no-svd-module"))
