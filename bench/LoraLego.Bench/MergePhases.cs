@@ -27,7 +27,7 @@ public static class MergePhases
         // own over every pool's factors, as the clustering reads them (Rows), so "cluster" below
         // includes that read a second time, from the page cache as the merge finds it.
         var pools = MsuSplitter.Pools(inputs, null, read: false).Take(modules).ToList();
-        var workspace = new ClusterWorkspace();
+        using var workspace = new ClusterWorkspace();
         Time("read (separate pass)", () =>
         {
             foreach (var pool in pools)

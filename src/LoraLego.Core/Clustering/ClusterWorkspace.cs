@@ -1,3 +1,4 @@
+using System.Buffers;
 using LoraLego.Core.Units;
 using static TorchSharp.torch;
 
@@ -6,11 +7,13 @@ namespace LoraLego.Core.Clustering;
 /// <summary>
 /// The float32 rows buffer that the clusterings of one worker share, module after module: it grows
 /// to the widest module's rows once, so later modules write into pages already faulted in. A merge
-/// that clusters several modules at once gives each worker its own.
+/// that clusters several modules at once gives each worker its own. The buffer is rented from the
+/// shared array pool and given back on disposal, so a session's next merge finds its pages faulted
+/// in too (a 7B module's rows are 8 MB a worker).
 /// </summary>
 /// <param name="gramThreads">The threads that share one module's Gram products: libtorch's thread count where one
 /// module is clustered at a time, 1 where each of several workers clusters its own.</param>
-internal sealed class ClusterWorkspace(int? gramThreads = null)
+internal sealed class ClusterWorkspace(int? gramThreads = null) : IDisposable
 {
     private float[] _rows = [];
 
@@ -21,9 +24,21 @@ internal sealed class ClusterWorkspace(int? gramThreads = null)
     {
         int length = RowsLength(pool.Count, pool.OutFeatures, pool.InFeatures);
         if (_rows.Length < length)
-            _rows = GC.AllocateUninitializedArray<float>(length);
+        {
+            Release();
+            _rows = ArrayPool<float>.Shared.Rent(length);
+        }
         pool.WidenRows(_rows.AsSpan(0, length));
         return _rows;
+    }
+
+    public void Dispose() => Release();
+
+    private void Release()
+    {
+        if (_rows.Length > 0)
+            ArrayPool<float>.Shared.Return(_rows);
+        _rows = [];
     }
 
     /// <summary>The float32 values of a pool of <paramref name="units"/> units of one module's shape.</summary>

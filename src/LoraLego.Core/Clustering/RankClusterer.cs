@@ -22,8 +22,11 @@ public static class RankClusterer
     /// <param name="options">k, k-means settings, space and norm; null for the defaults.</param>
     /// <param name="device">A resolved torch device; null resolves <see cref="RankClusterOptions.Device"/>.</param>
     /// <param name="verbose">Told when a CUDA request falls back to the CPU.</param>
-    public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null) =>
-        Cluster(pool, options, device, verbose, new ClusterWorkspace());
+    public static RankCluster Cluster(MsuPool pool, RankClusterOptions? options = null, Device? device = null, Action<string>? verbose = null)
+    {
+        using var workspace = new ClusterWorkspace();
+        return Cluster(pool, options, device, verbose, workspace);
+    }
 
     /// <summary>As the public overload, the rows widened into <paramref name="workspace"/>, which a merge reuses for every module.</summary>
     internal static RankCluster Cluster(MsuPool pool, RankClusterOptions? options, Device? device, Action<string>? verbose, ClusterWorkspace workspace)

@@ -65,6 +65,7 @@ internal sealed class OrderedWork<TSource, TState, TResult> : IDisposable
     /// <summary>
     /// Waits for the work not taken (an error, a cancellation, a caller that stopped early): it ends before the caller
     /// goes on, so nothing still writes into a state or reads a file the caller goes on to change. Its errors are dropped.
+    /// The workers' states that are disposable are then disposed.
     /// </summary>
     public void Dispose()
     {
@@ -76,6 +77,8 @@ internal sealed class OrderedWork<TSource, TState, TResult> : IDisposable
             catch (AggregateException)
             {
             }
+        foreach (var state in _idle)
+            (state as IDisposable)?.Dispose();
         _running.Dispose();
     }
 }

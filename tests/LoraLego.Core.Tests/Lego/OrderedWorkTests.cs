@@ -58,4 +58,27 @@ public class OrderedWorkTests
         Assert.InRange(started, 1, 8);
         Assert.Equal(started, Volatile.Read(ref ended));
     }
+
+    private sealed class CountedState : IDisposable
+    {
+        public int Disposals;
+
+        public void Dispose() => Disposals++;
+    }
+
+    [Fact]
+    public void Disposable_states_are_disposed_once_when_the_map_ends_and_not_before()
+    {
+        var made = new List<CountedState>();
+        var results = OrderedWork.Map(Enumerable.Range(0, 20), 3, () =>
+        {
+            var state = new CountedState();
+            lock (made)
+                made.Add(state);
+            return state;
+        }, (item, state) => state.Disposals == 0 ? item : throw new ObjectDisposedException("a state in use"));
+        Assert.Equal(Enumerable.Range(0, 20), results.ToList());
+        Assert.NotEmpty(made);
+        Assert.All(made, state => Assert.Equal(1, state.Disposals));
+    }
 }
