@@ -18,13 +18,19 @@ public class SymmetricGramTests
     }
 
     // Row counts that are and are not multiples of the 4-row blocks, column counts with and
-    // without a tail past the 4-wide vectors and the 256-column slices.
+    // without a tail past the 4- and 8-wide vectors and the 256-column slices.
+    public static TheoryData<int, int, int, int> Shapes => new()
+    {
+        { 1, 3, 0, 3 },
+        { 7, 37, 0, 37 },
+        { 16, 600, 0, 600 },
+        { 13, 601, 250, 299 },
+        { 130, 530, 5, 517 },
+        { 130, 4100, 5, 4090 },
+    };
+
     [Theory]
-    [InlineData(1, 3, 0, 3)]
-    [InlineData(7, 37, 0, 37)]
-    [InlineData(16, 600, 0, 600)]
-    [InlineData(13, 601, 250, 299)]
-    [InlineData(130, 530, 5, 517)]
+    [MemberData(nameof(Shapes))]
     public void Equals_the_matmul_of_the_columns_and_is_symmetric(int n, int width, int first, int count)
     {
         using var rows = Rows(n, width, (ulong)(n * 1000 + width));
@@ -62,11 +68,7 @@ public class SymmetricGramTests
     // within each 256-column slice (32 products per lane) round; the bound is theirs, |G - G64| <= 32 u sum |x_c y_c|
     // <= 32 u |x| |y| with u = 2^-24.
     [Theory]
-    [InlineData(1, 3, 0, 3)]
-    [InlineData(7, 37, 0, 37)]
-    [InlineData(16, 600, 0, 600)]
-    [InlineData(13, 601, 250, 299)]
-    [InlineData(130, 4100, 5, 4090)]
+    [MemberData(nameof(Shapes))]
     public void Float32_rows_are_summed_in_float32_only_within_a_slice(int n, int width, int first, int count)
     {
         using var half = Rows(n, width, (ulong)(n * 1000 + width)).to_type(ScalarType.Float16);
