@@ -112,18 +112,22 @@ public static class KMeans
         return last;
     }
 
+    // One run from the seeds' weights. The centroids' weights live in two arrays that swap roles each iteration, and
+    // the points' scratch is reused, so an iteration allocates only its assignments and distances (a 7B merge runs
+    // some 10^5 iterations; fresh k x n arrays for each kept the garbage collector busy).
     private static GramFit Lloyd(GramPoints points, double[] weights, int maxIterations, double threshold, int restart)
     {
         var history = new List<double>();
+        var moved = new double[weights.Length];
         int iterations = 0;
         while (iterations < maxIterations)
         {
             iterations++;
             var (assignments, distances) = points.Assign(weights);
             history.Add(distances.Sum());
-            var moved = UpdateCentroids(assignments, distances, weights.Length / points.Count);
+            UpdateCentroids(assignments, distances, weights.Length / points.Count, moved);
             double shift = points.SquaredShift(weights, moved);
-            weights = moved;
+            (weights, moved) = (moved, weights);
             if (shift <= threshold)
                 break;
         }
@@ -133,32 +137,39 @@ public static class KMeans
         return new GramFit(finalAssignments, weights, inertia, iterations, history.ToArray(), restart);
     }
 
-    // Means of the members; an empty cluster moves to the point farthest from its centroid, which
+    // Means of the members, into `weights`; an empty cluster moves to the point farthest from its centroid, which
     // can only lower the inertia, so the history stays non-increasing.
-    private static double[] UpdateCentroids(int[] assignments, double[] distances, int k)
+    private static void UpdateCentroids(int[] assignments, double[] distances, int k, double[] weights)
     {
-        var weights = MeanWeights(assignments, k);
-        var empty = Enumerable.Range(0, k).Except(assignments).ToArray();
+        var counts = Fill(weights, assignments, k);
+        var empty = Enumerable.Range(0, k).Where(j => counts[j] == 0).ToArray();
         if (empty.Length == 0)
-            return weights;
+            return;
         int n = assignments.Length;
         var farthest = Enumerable.Range(0, n).OrderByDescending(i => distances[i]).ToArray();
         for (int e = 0; e < empty.Length; e++)
             weights[empty[e] * n + farthest[e]] = 1;
-        return weights;
     }
 
     /// <summary>k x n weights, row-major, whose rows average each cluster's members; an empty cluster's row is zero.</summary>
     internal static double[] MeanWeights(int[] assignments, int k)
     {
+        var weights = new double[k * assignments.Length];
+        Fill(weights, assignments, k);
+        return weights;
+    }
+
+    // The mean weights written over `weights`; returns each cluster's member count.
+    private static int[] Fill(double[] weights, int[] assignments, int k)
+    {
         int n = assignments.Length;
         var counts = new int[k];
         foreach (int a in assignments)
             counts[a]++;
-        var weights = new double[k * n];
+        Array.Clear(weights);
         for (int i = 0; i < n; i++)
             weights[assignments[i] * n + i] = 1.0 / counts[assignments[i]];
-        return weights;
+        return counts;
     }
 
     internal static double[][] ToRows(Tensor t)
@@ -171,6 +182,10 @@ public static class KMeans
     /// <summary>n points known by their Gram matrix; centroids are k x n weight matrices over them.</summary>
     private sealed class GramPoints(double[] gram, int n)
     {
+        // Scratch for the centroids' dot products and weight differences, reused by every call (each call's
+        // result is read before the next call).
+        private double[] _dots = [], _difference = [];
+
         public int Count => n;
 
         private double SquaredNorm(int i) => gram[i * n + i];
@@ -199,12 +214,15 @@ public static class KMeans
             return distances;
         }
 
-        // (weights G)[j, :]: centroid j's dot products with every point.
+        // (weights G)[j, :]: centroid j's dot products with every point, into the scratch the next call overwrites.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private double[] CentroidDots(ReadOnlySpan<double> weights)
         {
             int k = weights.Length / n;
-            var dots = new double[k * n];
+            if (_dots.Length != k * n)
+                _dots = new double[k * n];
+            var dots = _dots;
+            Array.Clear(dots);
             for (int j = 0; j < k; j++)
             {
                 var target = dots.AsSpan(j * n, n);
@@ -259,7 +277,9 @@ public static class KMeans
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public double SquaredShift(double[] before, double[] after)
         {
-            var difference = new double[after.Length];
+            if (_difference.Length != after.Length)
+                _difference = new double[after.Length];
+            var difference = _difference;
             for (int i = 0; i < difference.Length; i++)
                 difference[i] = after[i] - before[i];
             double[] dots = CentroidDots(difference);
