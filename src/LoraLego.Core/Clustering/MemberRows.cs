@@ -8,7 +8,7 @@ namespace LoraLego.Core.Clustering;
 /// <summary>
 /// One module's sign-canonical units in their value order, each kept as its unscaled float32 row [b; a] (n x width,
 /// row-major; exact for every dtype but F64) and the two float64 factors that fold it (<see cref="BFactors"/> on the
-/// first <see cref="OutFeatures"/> values, <see cref="AFactors"/> on the rest), so the folded float64 vectors are
+/// first <c>outFeatures</c> values, <see cref="AFactors"/> on the rest), so the folded float64 vectors are
 /// formed only where they are read. On the CPU the rows stay in a buffer a merge reuses module after module (a fresh
 /// libtorch tensor per module faulted in some 2 GB of new pages per 7B merge), their Gram products shared among
 /// <c>gramThreads</c> threads; on another device the folded rows are a tensor moved there, whose matmuls then form
@@ -19,8 +19,6 @@ internal sealed class MemberRows(float[] buffer, int count, int width, int outFe
     public int Count => count;
 
     public int Width => width;
-
-    public int OutFeatures => outFeatures;
 
     /// <summary>The unscaled rows on the CPU.</summary>
     public ReadOnlySpan<float> Values => buffer.AsSpan(0, count * width);

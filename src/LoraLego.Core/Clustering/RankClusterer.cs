@@ -231,7 +231,7 @@ public static class RankClusterer
 
     // The members' means rounded to float32, as each centroid's A and B parts. On the CPU each mean
     // is summed member by member in their order, one fused multiply-add by 1/m_j of each folded value
-    // (as MemberRows.Fold forms it), the additions the dense product (mean weights) x members makes
+    // (widened and multiplied by its factor in float64, as MemberRows folds it), the additions the dense product (mean weights) x members makes
     // where its weights are not zero, without its k x n zeros; one cluster at a time, so that its sum
     // stays in the core's cache.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
