@@ -12,7 +12,12 @@ namespace LoraLego.Bench;
 /// libtorch and the compiled code already loaded), null where it was not run.
 /// </summary>
 public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes, double? AgainSeconds = null,
-    double? ReadSeconds = null, double? MergeSeconds = null, double? WriteSeconds = null, double[]? LaterSeconds = null);
+    double? ReadSeconds = null, double? MergeSeconds = null, double? WriteSeconds = null, double[]? LaterSeconds = null,
+    double CpuSeconds = 0, double GcPauseSeconds = 0, long AllocatedBytes = 0, long MinorFaults = 0, MergeRunCost[]? LaterCosts = null);
+
+/// <summary>What one merge cost the process besides its wall time: CPU seconds of all its threads (user and system), the garbage
+/// collector's pauses, the bytes it allocated on the managed heap and its minor page faults.</summary>
+public sealed record MergeRunCost(double CpuSeconds, double GcPauseSeconds, long AllocatedBytes, long MinorFaults);
 
 public static class MergeRun
 {
@@ -20,6 +25,10 @@ public static class MergeRun
 
     public static MergeRunResult Run(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device)
     {
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var pause = GC.GetTotalPauseDuration();
+        long allocated = GC.GetTotalAllocatedBytes();
+        long faults = PageFaults.Minor();
         var sw = Stopwatch.StartNew();
         var inputs = adapterDirs.Select(d => new MergeInput(PeftAdapterReader.Read(d))).ToList();
         double read = sw.Elapsed.TotalSeconds;
@@ -40,7 +49,9 @@ public static class MergeRun
         long inputBytes = adapterDirs.Sum(d => new FileInfo(Path.Combine(d, PeftAdapterReader.ModelFileName)).Length);
         long outputBytes = new FileInfo(Path.Combine(output, PeftAdapterReader.ModelFileName)).Length;
         return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes,
-            ReadSeconds: read, MergeSeconds: merging - read, WriteSeconds: seconds - merging);
+            ReadSeconds: read, MergeSeconds: merging - read, WriteSeconds: seconds - merging,
+            CpuSeconds: (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds, GcPauseSeconds: (GC.GetTotalPauseDuration() - pause).TotalSeconds,
+            AllocatedBytes: GC.GetTotalAllocatedBytes() - allocated, MinorFaults: PageFaults.Minor() - faults);
     }
 
     /// <summary>Merges taking longer than this are not run again: a second run tells nothing their first does not.</summary>
@@ -49,7 +60,7 @@ public static class MergeRun
     /// <summary>
     /// <see cref="Run"/>, then (where <paramref name="again"/> and the first run was short) the same merge again in this process, then
     /// <paramref name="later"/> more times (<see cref="MergeRunResult.LaterSeconds"/>: merges after the runtime's tiered compilation has
-    /// recompiled what the first two ran); the peak memory is the first run's, the phases (read the headers, merge, write) the second run's.
+    /// recompiled what the first two ran); the peak memory is the first run's, the phases (read the headers, merge, write) the second run's, and each later merge's costs are kept (<see cref="MergeRunResult.LaterCosts"/>).
     /// </summary>
     public static MergeRunResult RunTwice(string method, IReadOnlyList<string> adapterDirs, string output, ComputeDevice device, bool again, int later = 0)
     {
@@ -62,11 +73,12 @@ public static class MergeRun
             return Run(method, adapterDirs, output, device);
         }
         var second = Rerun();
-        double[] laterSeconds = Enumerable.Range(0, later).Select(_ => Rerun().Seconds).ToArray();
+        var laterRuns = Enumerable.Range(0, later).Select(_ => Rerun()).ToArray();
         return first with
         {
             AgainSeconds = second.Seconds, ReadSeconds = second.ReadSeconds, MergeSeconds = second.MergeSeconds, WriteSeconds = second.WriteSeconds,
-            LaterSeconds = later > 0 ? laterSeconds : null,
+            LaterSeconds = later > 0 ? laterRuns.Select(r => r.Seconds).ToArray() : null,
+            LaterCosts = later > 0 ? laterRuns.Select(r => new MergeRunCost(r.CpuSeconds, r.GcPauseSeconds, r.AllocatedBytes, r.MinorFaults)).ToArray() : null,
         };
     }
 
