@@ -13,11 +13,11 @@ namespace LoraLego.Bench;
 /// </summary>
 public sealed record MergeRunResult(string Method, string Device, double Seconds, long PeakBytes, long InputBytes, long OutputBytes, double? AgainSeconds = null,
     double? ReadSeconds = null, double? MergeSeconds = null, double? WriteSeconds = null, double[]? LaterSeconds = null,
-    double CpuSeconds = 0, double GcPauseSeconds = 0, long AllocatedBytes = 0, long MinorFaults = 0, MergeRunCost[]? LaterCosts = null);
+    double CpuSeconds = 0, double GcPauseSeconds = 0, long AllocatedBytes = 0, long MinorFaults = 0, int[]? Collections = null, MergeRunCost[]? LaterCosts = null);
 
 /// <summary>What one merge cost the process besides its wall time: CPU seconds of all its threads (user and system), the garbage
-/// collector's pauses, the bytes it allocated on the managed heap and its minor page faults.</summary>
-public sealed record MergeRunCost(double CpuSeconds, double GcPauseSeconds, long AllocatedBytes, long MinorFaults);
+/// collector's pauses, the bytes it allocated on the managed heap, its minor page faults and the collections of each generation (0, 1, 2).</summary>
+public sealed record MergeRunCost(double CpuSeconds, double GcPauseSeconds, long AllocatedBytes, long MinorFaults, int[]? Collections);
 
 public static class MergeRun
 {
@@ -29,6 +29,8 @@ public static class MergeRun
         var pause = GC.GetTotalPauseDuration();
         long allocated = GC.GetTotalAllocatedBytes();
         long faults = PageFaults.Minor();
+        int[] Collections() => [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        var collections = Collections();
         var sw = Stopwatch.StartNew();
         var inputs = adapterDirs.Select(d => new MergeInput(PeftAdapterReader.Read(d))).ToList();
         double read = sw.Elapsed.TotalSeconds;
@@ -51,7 +53,8 @@ public static class MergeRun
         return new MergeRunResult(method, DeviceSelector.Resolve(device).type.ToString(), seconds, PeakMemory.Bytes(), inputBytes, outputBytes,
             ReadSeconds: read, MergeSeconds: merging - read, WriteSeconds: seconds - merging,
             CpuSeconds: (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds, GcPauseSeconds: (GC.GetTotalPauseDuration() - pause).TotalSeconds,
-            AllocatedBytes: GC.GetTotalAllocatedBytes() - allocated, MinorFaults: PageFaults.Minor() - faults);
+            AllocatedBytes: GC.GetTotalAllocatedBytes() - allocated, MinorFaults: PageFaults.Minor() - faults,
+            Collections: Collections().Zip(collections, (after, before) => after - before).ToArray());
     }
 
     /// <summary>Merges taking longer than this are not run again: a second run tells nothing their first does not.</summary>
@@ -78,7 +81,7 @@ public static class MergeRun
         {
             AgainSeconds = second.Seconds, ReadSeconds = second.ReadSeconds, MergeSeconds = second.MergeSeconds, WriteSeconds = second.WriteSeconds,
             LaterSeconds = later > 0 ? laterRuns.Select(r => r.Seconds).ToArray() : null,
-            LaterCosts = later > 0 ? laterRuns.Select(r => new MergeRunCost(r.CpuSeconds, r.GcPauseSeconds, r.AllocatedBytes, r.MinorFaults)).ToArray() : null,
+            LaterCosts = later > 0 ? laterRuns.Select(r => new MergeRunCost(r.CpuSeconds, r.GcPauseSeconds, r.AllocatedBytes, r.MinorFaults, r.Collections)).ToArray() : null,
         };
     }
 
