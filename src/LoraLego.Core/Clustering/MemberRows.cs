@@ -33,15 +33,16 @@ internal sealed class MemberRows(float[] buffer, int count, int width, int outFe
     public Tensor? OnDevice { get; private set; }
 
     /// <summary>
-    /// The folded rows on <paramref name="device"/>: the float32 rows are copied there (half the bytes of folded ones) and folded
-    /// there, widened and multiplied by their factors in float64, the same single rounding as <see cref="ToTensor"/>. The tensors
-    /// belong to the caller's dispose scope.
+    /// The folded rows on <paramref name="device"/>: the float32 rows are copied there (half the bytes of folded ones) through
+    /// <paramref name="staging"/> (page-locked CPU memory of at least n x width values) and folded there, widened and multiplied
+    /// by their factors in float64, the same single rounding as <see cref="ToTensor"/>. The tensors belong to the caller's
+    /// dispose scope.
     /// </summary>
-    public void MoveTo(Device device)
+    public void MoveTo(Device device, Tensor staging)
     {
-        var rows = empty([count, width], ScalarType.Float32);
+        var rows = staging.narrow(0, 0, (long)count * width);
         Values.CopyTo(MemoryMarshal.Cast<byte, float>(rows.bytes));
-        var folded = rows.to(device).to_type(ScalarType.Float64);
+        var folded = rows.view(count, width).to(device).to_type(ScalarType.Float64);
         folded.narrow(1, 0, outFeatures).mul_(tensor(bFactors, [count, 1], device: device));
         folded.narrow(1, outFeatures, width - outFeatures).mul_(tensor(aFactors, [count, 1], device: device));
         OnDevice = folded;

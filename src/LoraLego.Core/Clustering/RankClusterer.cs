@@ -93,7 +93,7 @@ public static class RankClusterer
         var members = new MemberRows(rows, n, width, outFeatures, order.Select(i => bFactors[i]).ToArray(),
             order.Select(i => aFactors[i]).ToArray(), workspace.GramThreads);
         if (device.type != DeviceType.CPU)
-            members.MoveTo(device);
+            members.MoveTo(device, workspace.Staging((long)n * width));
         var units = order.Select(i => flip[i] ? pool.Units[i].Negated() : pool.Units[i]).ToList();
         // The L-infinity norm of a folded row is its factor times the largest raw entry, rounded
         // once, as the largest of the rounded products is.
