@@ -36,7 +36,7 @@ internal sealed unsafe class TileDrops : IDisposable
         bits = streams.Select(s => s.Drops ? ArrayPool<byte>.Shared.Rent(bandRows * rowBytes) : []).ToArray();
     }
 
-    /// <summary>Rows per band: a multiple of <paramref name="blockRows"/> (the combination's row blocks never straddle two bands).</summary>
+    /// <summary>Rows per band: a multiple of the row blocks <see cref="For"/> was given (the combination's row blocks never straddle two bands).</summary>
     public int BandRows { get; }
 
     /// <summary>The drops of <paramref name="tiles"/>' tasks, in bands of whole row blocks of <paramref name="blockRows"/>.</summary>
