@@ -1,9 +1,7 @@
-using System.Buffers;
 using LoraLego.Core.Compute;
 using LoraLego.Core.Formats;
 using LoraLego.Core.Units;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
