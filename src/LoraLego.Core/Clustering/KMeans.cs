@@ -113,8 +113,9 @@ public static class KMeans
     }
 
     // One run from the seeds' weights. The centroids' weights live in two arrays that swap roles each iteration, and
-    // the points' scratch is reused, so an iteration allocates only its assignments and distances (a 7B merge runs
-    // some 10^5 iterations; fresh k x n arrays for each kept the garbage collector busy).
+    // the points' scratch is reused, so an iteration allocates only arrays of n or k values, not k x n ones (a 7B merge
+    // at K = 16 runs about 3 600 iterations, 8 restarts of 224 modules; three fresh k x n arrays each kept the garbage
+    // collector busy).
     private static GramFit Lloyd(GramPoints points, double[] weights, int maxIterations, double threshold, int restart)
     {
         var history = new List<double>();
