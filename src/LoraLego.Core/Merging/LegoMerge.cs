@@ -233,7 +233,7 @@ public static class LegoMerge
         var largest = Vector256<float>.Zero;
         int i = 0;
         for (; i + 8 <= values.Length; i += 8)
-            largest = Vector256.Max(largest, Vector256.Abs(Vector256.Create(values.Slice(i, 8))));
+            largest = SimdExtremes.Larger(largest, Vector256.Abs(Vector256.Create(values.Slice(i, 8))));
         float result = 0;
         for (int l = 0; l < 8; l++)
             result = Math.Max(result, largest[l]);

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
+using LoraLego.Core.Compute;
 using static TorchSharp.torch;
 
 namespace LoraLego.Core.Units;
@@ -69,7 +69,8 @@ public static class SignCanonicalizer
         return MemoryMarshal.Cast<T, long>(row).IndexOf(BitConverter.DoubleToInt64Bits(double.CreateTruncating(value)));
     }
 
-    // The row's largest and smallest values, a vector's lanes at a time.
+    // The row's largest and smallest values, a vector's lanes at a time, by the native instructions (SimdExtremes): the
+    // values are finite (FiniteCheck), and +0 and -0 are found at the same place (FirstAt) and neither is negative.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (T Max, T Min) Extremes<T>(ReadOnlySpan<T> row) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -78,8 +79,8 @@ public static class SignCanonicalizer
         for (; c + lanes <= row.Length; c += lanes)
         {
             var v = Vector256.Create(row.Slice(c, lanes));
-            highs = Larger(highs, v);
-            lows = Smaller(lows, v);
+            highs = SimdExtremes.Larger(highs, v);
+            lows = SimdExtremes.Smaller(lows, v);
         }
         T max = T.NegativeInfinity, min = T.PositiveInfinity;
         for (int l = 0; l < lanes; l++)
@@ -94,17 +95,4 @@ public static class SignCanonicalizer
         }
         return (max, min);
     }
-
-    // vmaxps / vmaxpd where there is AVX: one instruction, where the runtime's Vector256.Max (IEEE maximum since .NET 9)
-    // adds the NaN and signed-zero cases. Neither matters here: the values are finite (FiniteCheck), and +0 and -0 are
-    // found at the same place (FirstAt) and neither is negative.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<T> Larger<T>(Vector256<T> a, Vector256<T> b) where T : unmanaged =>
-        !Avx.IsSupported ? Vector256.Max(a, b)
-        : typeof(T) == typeof(float) ? Avx.Max(a.AsSingle(), b.AsSingle()).As<float, T>() : Avx.Max(a.AsDouble(), b.AsDouble()).As<double, T>();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<T> Smaller<T>(Vector256<T> a, Vector256<T> b) where T : unmanaged =>
-        !Avx.IsSupported ? Vector256.Min(a, b)
-        : typeof(T) == typeof(float) ? Avx.Min(a.AsSingle(), b.AsSingle()).As<float, T>() : Avx.Min(a.AsDouble(), b.AsDouble()).As<double, T>();
 }
